@@ -1,0 +1,184 @@
+"""Opening the metadata database: engine settings, schema migrations, error translation.
+
+Owns how a URL becomes a ready SQLAlchemy engine: SQLite in WAL mode with a busy
+timeout and `BEGIN IMMEDIATE` for writes (so concurrent writers queue instead
+of failing), PostgreSQL as given, and Alembic migrations applied forward under a
+lock. It also turns driver exceptions into ratchet's errors, one line each.
+Queries live in `store`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+
+from ratchet.errors import AlreadyExists, NotFound, RatchetError, StoreError, StoreVersionError
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_MS = 60_000
+WRITE_OPTION = "ratchet_write"
+# Any constant works; it only has to be the same in every ratchet process.
+_PG_MIGRATION_LOCK = 0x7261746368
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and immediate write transactions."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as e:
+        raise StoreError(f"not a database URL: {url!r}") from e
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @sa.event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite would otherwise open transactions itself; the "begin" hook does it instead.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            f"busy_timeout={BUSY_TIMEOUT_MS}",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # A deferred transaction that later writes can fail at once with SQLITE_BUSY in WAL
+        # mode; taking the write lock up front makes concurrent writers wait their turn.
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def translated_errors(url: str) -> Iterator[None]:
+    """Turn database driver errors into one-line ratchet errors naming the store."""
+    try:
+        yield
+    except RatchetError:
+        raise
+    except sa.exc.IntegrityError as e:
+        raise AlreadyExists(f"conflicts with an existing record: {_first_line(e)}") from e
+    except sa.exc.DBAPIError as e:
+        message = _first_line(e)
+        where = display_url(url)
+        if "file is not a database" in message or "malformed" in message:
+            raise StoreError(f"{where} is not a readable metadata store ({message})") from e
+        if "database is locked" in message:
+            raise StoreError(f"{where} stayed locked by another writer ({message})") from e
+        raise StoreError(f"metadata store {where}: {message}") from e
+
+
+def _first_line(error: sa.exc.DBAPIError) -> str:
+    return str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+
+
+def display_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def _alembic_config(connection: sa.Connection | None = None) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of ratchet knows."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:
+        raise StoreError("ratchet was installed without its migrations")
+    return head
+
+
+def current_revision(conn: sa.Connection) -> str | None:
+    """The schema revision recorded in the database, None for an empty database."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def check_revision(revision: str | None, url: str) -> None:
+    """Refuse a store whose schema is newer than this code."""
+    if revision is None:
+        return
+    try:
+        ScriptDirectory.from_config(_alembic_config()).get_revision(revision)
+    except CommandError as e:
+        raise StoreVersionError(
+            f"metadata store {display_url(url)} is at schema revision {revision}, newer than "
+            f"this ratchet knows ({head_revision()}); upgrade ratchet to use it"
+        ) from e
+
+
+def migrate(engine: sa.Engine, url: str) -> tuple[str | None, str]:
+    """Bring the schema to head, forward only; returns (revision before, revision after).
+
+    Concurrent openers serialise on a lock (SQLite's write lock, a PostgreSQL advisory
+    lock) and re-read the revision inside it, so exactly one of them migrates.
+    """
+    head = head_revision()
+    with translated_errors(url):
+        with engine.connect() as conn:
+            before = current_revision(conn)
+            conn.rollback()
+        check_revision(before, url)
+        if before == head:
+            return before, head
+        with engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                if engine.dialect.name == "postgresql":
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                    )
+                before = current_revision(conn)
+                check_revision(before, url)
+                if before != head:
+                    logger.info("migrating %s from %s to %s", display_url(url), before, head)
+                    command.upgrade(_alembic_config(conn), "head")
+    return before, head
+
+
+def prepare_home(home: Path, *, create: bool) -> None:
+    """Make sure RATCHET_HOME exists (when allowed) and is a writable folder."""
+    if not home.exists():
+        if not create:
+            raise NotFound(
+                f"no ratchet store at {home}; set RATCHET_HOME or record something first"
+            )
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create RATCHET_HOME {home}: {e.strerror}") from e
+    if not home.is_dir():
+        raise StoreError(f"RATCHET_HOME {home} is not a folder")
+    if not create and not (home / "metadata.db").exists():
+        raise NotFound(f"no metadata store in {home}; set RATCHET_HOME or record something first")
+    try:
+        # os.access says yes to root even on read-only mounts; a real write does not lie.
+        with tempfile.TemporaryFile(dir=home):
+            pass
+    except OSError as e:
+        raise StoreError(f"RATCHET_HOME {home} is not writable: {e.strerror}") from e

@@ -1,0 +1,519 @@
+"""`MetadataStore`: the one store of artifacts, executions, contexts, events and time series.
+
+Owns every write and read of those records through SQLAlchemy Core, the same
+code for SQLite and PostgreSQL. Each public write is one transaction, so a
+record is never half-written. Lineage traversal lives in `lineage`, how a
+URL becomes an engine in `database`, the tables in `schema`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ratchet.config import Config
+from ratchet.errors import AlreadyExists, InvalidArgument, NotFound, StoreError
+from ratchet.metadata import database, lineage, properties, rows, schema
+from ratchet.metadata.query import RecordFilter, find_query
+from ratchet.metadata.records import (
+    Artifact,
+    Context,
+    Event,
+    EventType,
+    Execution,
+    ExecutionWrite,
+    Kind,
+    LineageGraph,
+    PropertyValue,
+    Record,
+    RecordType,
+)
+from ratchet.metadata.series import SeriesBlock, concatenate
+from ratchet.metadata.types import TypeRegistry
+
+R = TypeVar("R", Artifact, Execution, Context)
+_CHUNK = 5000
+
+
+class MetadataStore:
+    """Artifacts, executions and contexts with typed properties, lineage events and time series.
+
+    Open it with a SQLAlchemy URL (`sqlite:///path/metadata.db`,
+    `postgresql+psycopg://user@host/db`) or `MetadataStore.open(config)`.
+    Opening applies pending schema migrations and refuses a store newer than this code.
+    """
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self._engine = database.create_engine(url)
+        self._types = TypeRegistry()
+        try:
+            if migrate:
+                database.migrate(self._engine, url)
+            else:
+                with self._read() as conn:
+                    database.check_revision(database.current_revision(conn), url)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @classmethod
+    def open(cls, config: Config, *, create: bool = True) -> MetadataStore:
+        """Open the store `config` names; without `create`, a missing embedded store is NotFound."""
+        if config.uses_default_db:
+            database.prepare_home(config.home, create=create)
+        return cls(config.db_url)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> MetadataStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with database.translated_errors(self.url), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with database.translated_errors(self.url), self._engine.connect() as conn:
+            conn.execution_options(**{database.WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    # ---- types -------------------------------------------------------------------------
+
+    def put_type(self, record_type: RecordType) -> RecordType:
+        """Register a type, or add properties to it; changing a declared property is an error."""
+        with self._write() as conn:
+            self._types.put(conn, record_type)
+        with self._read() as conn:
+            return self._types.get(conn, record_type.kind, record_type.name)
+
+    def get_type(self, kind: Kind, name: str) -> RecordType:
+        with self._read() as conn:
+            return self._types.get(conn, kind, name)
+
+    def find_types(self, kind: Kind | None = None) -> list[RecordType]:
+        with self._read() as conn:
+            return self._types.find(conn, kind)
+
+    # ---- records -----------------------------------------------------------------------
+
+    def put_artifact(self, artifact: Artifact) -> Artifact:
+        """Insert a new artifact (id None) or replace a stored one; returns it with its id."""
+        with self._write() as conn:
+            return self._put(conn, artifact)
+
+    def put_execution(
+        self,
+        execution: Execution,
+        *,
+        inputs: Mapping[str, Artifact] | None = None,
+        outputs: Mapping[str, Artifact] | None = None,
+        contexts: Sequence[Context] = (),
+    ) -> ExecutionWrite:
+        """Write an execution, its input and output artifacts, their events and context links.
+
+        All of it is one transaction: either every record is written or none is.
+        The keys of `inputs` and `outputs` become the events' paths.
+        """
+        with self._write() as conn:
+            stored = self._put(conn, execution)
+            assert stored.id is not None
+            now = time.time()
+            written: dict[EventType, dict[str, Artifact]] = {}
+            event_rows = []
+            for event_type, group in ((EventType.INPUT, inputs), (EventType.OUTPUT, outputs)):
+                written[event_type] = {}
+                for path, artifact in (group or {}).items():
+                    saved = self._put(conn, artifact) if artifact.id is None else artifact
+                    assert saved.id is not None
+                    written[event_type][path] = saved
+                    event_rows.append(
+                        Event(saved.id, stored.id, event_type, path, rows.to_datetime(now))
+                    )
+            self._check_exists(
+                conn, Kind.ARTIFACT, [a.id for g in written.values() for a in g.values()]
+            )
+            if event_rows:
+                conn.execute(
+                    schema.events.insert(),
+                    [
+                        {
+                            "artifact_id": e.artifact_id,
+                            "execution_id": e.execution_id,
+                            "type": e.type.value,
+                            "path": e.path,
+                            "time": now,
+                        }
+                        for e in event_rows
+                    ],
+                )
+            for context in contexts:
+                saved_context = self._put(conn, context) if context.id is None else context
+                assert saved_context.id is not None
+                self._link(conn, schema.associations, saved_context.id, "execution_id", [stored.id])
+                artifact_ids = [a.id for g in written.values() for a in g.values() if a.id]
+                self._link(conn, schema.attributions, saved_context.id, "artifact_id", artifact_ids)
+        return ExecutionWrite(
+            stored, written[EventType.INPUT], written[EventType.OUTPUT], tuple(event_rows)
+        )
+
+    def put_context(self, context: Context) -> Context:
+        """Insert a new context (id None) or replace a stored one; names are unique per type."""
+        _check_name("context name", context.name)
+        with self._write() as conn:
+            return self._put(conn, context)
+
+    def put_parent_context(self, parent_id: int, child_id: int) -> None:
+        """Make `parent_id` a parent of `child_id` (an experiment of a run, say); idempotent."""
+        if parent_id == child_id:
+            raise InvalidArgument("a context cannot be its own parent")
+        with self._write() as conn:
+            self._check_exists(conn, Kind.CONTEXT, [parent_id, child_id])
+            self._insert_ignoring_duplicates(
+                conn, schema.parent_contexts, [{"parent_id": parent_id, "child_id": child_id}]
+            )
+
+    def put_attribution(self, context_id: int, artifact_id: int) -> None:
+        """Attribute an artifact to a context; idempotent."""
+        with self._write() as conn:
+            self._check_exists(conn, Kind.CONTEXT, [context_id])
+            self._check_exists(conn, Kind.ARTIFACT, [artifact_id])
+            self._link(conn, schema.attributions, context_id, "artifact_id", [artifact_id])
+
+    def put_association(self, context_id: int, execution_id: int) -> None:
+        """Associate an execution with a context; idempotent."""
+        with self._write() as conn:
+            self._check_exists(conn, Kind.CONTEXT, [context_id])
+            self._check_exists(conn, Kind.EXECUTION, [execution_id])
+            self._link(conn, schema.associations, context_id, "execution_id", [execution_id])
+
+    def set_properties(
+        self,
+        kind: Kind,
+        record_id: int,
+        *,
+        properties: Mapping[str, PropertyValue] | None = None,
+        custom_properties: Mapping[str, PropertyValue] | None = None,
+    ) -> None:
+        """Set some properties of a stored record, leaving the others as they are."""
+        with self._write() as conn:
+            type_name = self._type_name_of(conn, kind, record_id)
+            record_type = self._types.get(conn, kind, type_name)
+            encoded = rows.encode(record_type, properties or {}, custom_properties or {})
+            self._write_properties(conn, kind, record_id, encoded, replace_all=False)
+            conn.execute(
+                sa.update(schema.RECORD_TABLES[kind])
+                .where(schema.RECORD_TABLES[kind].c.id == record_id)
+                .values(update_time=time.time())
+            )
+
+    def _put(self, conn: sa.Connection, record: R) -> R:
+        kind = rows.KIND_OF[type(record)]
+        table = schema.RECORD_TABLES[kind]
+        record_type = self._types.get(conn, kind, record.type)
+        encoded = rows.encode(record_type, record.properties, record.custom_properties)
+        now = time.time()
+        values = rows.columns(record)
+        values["update_time"] = now
+        if record.id is None:
+            values.update(type_id=record_type.id, create_time=now)
+            try:
+                record_id = _insert_id(conn, table.insert().values(**values))
+            except sa.exc.IntegrityError as e:
+                raise AlreadyExists(
+                    f"a {record.type} {kind} named {getattr(record, 'name', None)!r} already exists"
+                ) from e
+        else:
+            record_id = record.id
+            stored_type = self._type_name_of(conn, kind, record_id)
+            if stored_type != record.type:
+                raise InvalidArgument(
+                    f"{kind} {record_id} is a {stored_type}; its type cannot become {record.type}"
+                )
+            conn.execute(sa.update(table).where(table.c.id == record_id).values(**values))
+        self._write_properties(conn, kind, record_id, encoded, replace_all=True)
+        return self._load(conn, kind, [record_id])[0]  # type: ignore[return-value]
+
+    def _write_properties(
+        self,
+        conn: sa.Connection,
+        kind: Kind,
+        record_id: int,
+        encoded: Mapping[bool, Mapping[str, properties.EncodedValue]],
+        *,
+        replace_all: bool,
+    ) -> None:
+        table = schema.PROPERTY_TABLES[kind]
+        owned = table.c.owner_id == record_id
+        if replace_all:
+            conn.execute(sa.delete(table).where(owned))
+        else:
+            for is_custom, values in encoded.items():
+                if values:
+                    conn.execute(
+                        sa.delete(table).where(
+                            owned, table.c.is_custom == is_custom, table.c.name.in_(list(values))
+                        )
+                    )
+        rows = [
+            {
+                "owner_id": record_id,
+                "name": name,
+                "is_custom": is_custom,
+                "value_type": value_type,
+                "int_value": int_value,
+                "double_value": double_value,
+                "string_value": string_value,
+            }
+            for is_custom, values in encoded.items()
+            for name, (value_type, int_value, double_value, string_value) in values.items()
+        ]
+        if rows:
+            conn.execute(table.insert(), rows)
+
+    def _link(
+        self, conn: sa.Connection, table: sa.Table, context_id: int, column: str, ids: Iterable[Any]
+    ) -> None:
+        rows = [{"context_id": context_id, column: i} for i in ids]
+        if rows:
+            self._insert_ignoring_duplicates(conn, table, rows)
+
+    def _insert_ignoring_duplicates(
+        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
+    ) -> None:
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        conn.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
+
+    def _check_exists(self, conn: sa.Connection, kind: Kind, ids: Sequence[int | None]) -> None:
+        wanted = {i for i in ids if i is not None}
+        if not wanted:
+            return
+        table = schema.RECORD_TABLES[kind]
+        found = set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(wanted))).scalars())
+        missing = sorted(wanted - found)
+        if missing:
+            raise NotFound(f"no {kind} with id {missing[0]}")
+
+    def _type_name_of(self, conn: sa.Connection, kind: Kind, record_id: int) -> str:
+        table = schema.RECORD_TABLES[kind]
+        name = conn.execute(
+            sa.select(schema.types.c.name)
+            .select_from(table.join(schema.types, table.c.type_id == schema.types.c.id))
+            .where(table.c.id == record_id)
+        ).scalar_one_or_none()
+        if name is None:
+            raise NotFound(f"no {kind} with id {record_id}")
+        return str(name)
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def get_artifact(self, artifact_id: int) -> Artifact:
+        return self._get(Kind.ARTIFACT, artifact_id)  # type: ignore[return-value]
+
+    def get_execution(self, execution_id: int) -> Execution:
+        return self._get(Kind.EXECUTION, execution_id)  # type: ignore[return-value]
+
+    def get_context(self, context_id: int) -> Context:
+        return self._get(Kind.CONTEXT, context_id)  # type: ignore[return-value]
+
+    def _get(self, kind: Kind, record_id: int) -> Record:
+        with self._read() as conn:
+            found = self._load(conn, kind, [record_id])
+        if not found:
+            raise NotFound(f"no {kind} with id {record_id}")
+        return found[0]
+
+    def find_artifacts(self, **filters: Any) -> list[Artifact]:
+        """Artifacts matching every filter given; the filters are `RecordFilter`'s fields."""
+        return self.find(Kind.ARTIFACT, RecordFilter.of(filters))  # type: ignore[return-value]
+
+    def find_executions(self, **filters: Any) -> list[Execution]:
+        """Executions matching every filter given; the filters are `RecordFilter`'s fields."""
+        return self.find(Kind.EXECUTION, RecordFilter.of(filters))  # type: ignore[return-value]
+
+    def find_contexts(self, **filters: Any) -> list[Context]:
+        """Contexts matching every filter given; the filters are `RecordFilter`'s fields."""
+        return self.find(Kind.CONTEXT, RecordFilter.of(filters))  # type: ignore[return-value]
+
+    def find_context(self, type: str, name: str) -> Context | None:
+        """The context of this type and name, or None."""
+        found = self.find_contexts(type=type, name=name)
+        return found[0] if found else None
+
+    def find(self, kind: Kind, spec: RecordFilter) -> list[Record]:
+        """Records of `kind` matching `spec`, oldest first unless `spec.newest_first`."""
+        with self._read() as conn:
+            type_id = None
+            if spec.type is not None:
+                found_type = self._types.find_one(conn, kind, spec.type)
+                if found_type is None:
+                    return []
+                type_id = found_type.id
+            found_ids = list(conn.execute(find_query(kind, type_id, spec)).scalars())
+            return self._load(conn, kind, found_ids)
+
+    def find_events(
+        self, *, artifact_ids: Sequence[int] = (), execution_ids: Sequence[int] = ()
+    ) -> list[Event]:
+        """Events touching any of the given artifacts or executions."""
+        with self._read() as conn:
+            return lineage.events_of(conn, artifact_ids=artifact_ids, execution_ids=execution_ids)
+
+    def find_parents(self, context_id: int) -> list[Context]:
+        """The parent contexts of a context."""
+        with self._read() as conn:
+            parent_ids = conn.execute(
+                sa.select(schema.parent_contexts.c.parent_id).where(
+                    schema.parent_contexts.c.child_id == context_id
+                )
+            ).scalars()
+            return self._load(conn, Kind.CONTEXT, list(parent_ids))  # type: ignore[return-value]
+
+    def lineage(
+        self,
+        *,
+        artifact_id: int | None = None,
+        execution_id: int | None = None,
+        direction: str = "both",
+        depth: int = 4,
+    ) -> LineageGraph:
+        """The upstream and/or downstream subgraph of an artifact or execution.
+
+        Each artifact-execution edge is one hop; `depth` bounds the hops in each direction.
+        """
+        with self._read() as conn:
+            artifact_ids, execution_ids, events = lineage.subgraph(
+                conn,
+                artifact_id=artifact_id,
+                execution_id=execution_id,
+                direction=direction,
+                depth=depth,
+            )
+            return LineageGraph(
+                tuple(self._load(conn, Kind.ARTIFACT, sorted(artifact_ids))),  # type: ignore[arg-type]
+                tuple(self._load(conn, Kind.EXECUTION, sorted(execution_ids))),  # type: ignore[arg-type]
+                tuple(events),
+            )
+
+    def _load(self, conn: sa.Connection, kind: Kind, record_ids: Sequence[int]) -> list[Record]:
+        """Records by id, in the order given, with their properties; missing ids are skipped."""
+        table = schema.RECORD_TABLES[kind]
+        prop_table = schema.PROPERTY_TABLES[kind]
+        found_rows: dict[int, sa.Row[Any]] = {}
+        props: dict[int, tuple[dict[str, PropertyValue], dict[str, PropertyValue]]] = {}
+        for start in range(0, len(record_ids), _CHUNK):
+            chunk = list(record_ids[start : start + _CHUNK])
+            for row in conn.execute(sa.select(table).where(table.c.id.in_(chunk))):
+                found_rows[row.id] = row
+                props[row.id] = ({}, {})
+            for owner_id, name, is_custom, *value in conn.execute(
+                sa.select(
+                    prop_table.c.owner_id,
+                    prop_table.c.name,
+                    prop_table.c.is_custom,
+                    prop_table.c.value_type,
+                    prop_table.c.int_value,
+                    prop_table.c.double_value,
+                    prop_table.c.string_value,
+                ).where(prop_table.c.owner_id.in_(chunk))
+            ):
+                props[owner_id][1 if is_custom else 0][name] = properties.decode(*value)
+        records: list[Record] = []
+        for record_id in record_ids:
+            found = found_rows.get(record_id)
+            if found is None:
+                continue
+            type_name = self._types.by_id(conn, kind, found.type_id).name
+            declared, custom = props[record_id]
+            records.append(rows.record(kind, found, type_name, declared, custom))
+        return records
+
+    # ---- time series -------------------------------------------------------------------
+
+    def write_time_series(self, blocks: Sequence[SeriesBlock]) -> None:
+        """Append blocks of points in one transaction."""
+        rows = [block.pack() for block in blocks if len(block)]
+        if rows:
+            with self._write() as conn:
+                conn.execute(schema.time_series.insert(), rows)
+
+    def read_time_series(
+        self, context_id: int, *, names: Sequence[str] | None = None
+    ) -> dict[str, SeriesBlock]:
+        """The points of a context per metric name, each sorted by step."""
+        ts = schema.time_series
+        query = (
+            sa.select(ts.c.name, ts.c.steps, ts.c.wall_times, ts.c["values"])
+            .where(ts.c.context_id == context_id)
+            .order_by(ts.c.id)
+        )
+        if names is not None:
+            query = query.where(ts.c.name.in_(list(names)))
+        with self._read() as conn:
+            blocks = [SeriesBlock.unpack(context_id, *row) for row in conn.execute(query)]
+        return concatenate(blocks)
+
+    def last_steps(self, context_id: int) -> dict[str, int]:
+        """The highest step logged for each metric of a context."""
+        ts = schema.time_series
+        query = (
+            sa.select(ts.c.name, sa.func.max(ts.c.last_step))
+            .where(ts.c.context_id == context_id)
+            .group_by(ts.c.name)
+        )
+        with self._read() as conn:
+            return {name: int(step) for name, step in conn.execute(query)}
+
+    # ---- housekeeping ------------------------------------------------------------------
+
+    def delete_contexts(self, context_ids: Sequence[int]) -> None:
+        """Delete contexts with their properties, links and time series; artifacts stay."""
+        if not context_ids:
+            return
+        with self._write() as conn:
+            ids = list(context_ids)
+            conn.execute(
+                sa.delete(schema.time_series).where(schema.time_series.c.context_id.in_(ids))
+            )
+            conn.execute(sa.delete(schema.contexts).where(schema.contexts.c.id.in_(ids)))
+
+    def counts(self) -> dict[str, int]:
+        """Number of rows per table, for `ratchet store info`."""
+        with self._read() as conn:
+            return {
+                name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                for name, table in schema.metadata.tables.items()
+            }
+
+    def revision(self) -> str | None:
+        """The schema revision of the database."""
+        with self._read() as conn:
+            return database.current_revision(conn)
+
+
+def _insert_id(conn: sa.Connection, statement: sa.Insert) -> int:
+    key = conn.execute(statement).inserted_primary_key
+    if key is None:
+        raise StoreError("the database returned no id for a new row")
+    return int(key[0])
+
+
+def _check_name(what: str, name: str) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgument(f"{what} must be a non-empty string, got {name!r}")
