@@ -99,6 +99,10 @@ def test_demo_then_every_listing(demo_home: Path, capsys: pytest.CaptureFixture[
         (("lineage", "99999"), 3, "no artifact with id 99999"),
         (("lineage", "1", "--direction", "sideways"), 2, "--direction"),
         (("demo", "--learning-rates", "fast"), 2, "--learning-rates"),
+        (("demo", "--epochs", "many"), 2, "'--epochs'"),
+        (("lineage", "abc"), 2, "'artifact_id'"),
+        (("runs", "show", "--bogus", "x"), 2, "No such option: --bogus"),
+        (("nonsense",), 2, "No such command 'nonsense'"),
     ],
 )
 def test_mistakes_give_one_line(

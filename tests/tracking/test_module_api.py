@@ -57,3 +57,24 @@ def test_module_functions_on_postgresql(home: Path, pg_url: str) -> None:
     with tracking.start_run("r"):
         tracking.log_time_series_metrics({"loss": 1.0})
     assert tracking.get_experiment_df().loc[0, "state"] == "COMPLETE"
+
+
+def test_points_buffered_at_exit_are_written(home: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "from ratchet import tracking\n"
+        "tracking.init(experiment='exit')\n"
+        "run = tracking.start_run('r')\n"
+        "for step in range(1000):\n"
+        "    tracking.log_time_series_metrics({'loss': float(step)}, step=step)\n"
+        "tracking.log_metrics({'last': 999.0})\n"
+        # no end_run: the interpreter's exit hook must write the buffer
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    tracking.init(experiment="exit")
+    assert len(tracking.get_time_series_df("r")) == 1000
+    frame = tracking.get_experiment_df()
+    assert frame.loc[0, "metric.last"] == 999.0
+    assert frame.loc[0, "state"] == "RUNNING"

@@ -74,7 +74,16 @@ def exit_code(error: RatchetError) -> int:
 def main() -> None:
     """Console entry point: run the app, turning ratchet errors into one line and an exit code."""
     try:
-        app()
+        # Not standalone: usage mistakes come back here instead of as a multi-line box.
+        app(standalone_mode=False)
+    except typer.Abort:
+        error_console().print("aborted", markup=False)
+        sys.exit(1)
+    except typer.TyperException as e:
+        format_message = getattr(e, "format_message", None)
+        message = format_message() if callable(format_message) else str(e)
+        error_console().print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(getattr(e, "exit_code", 2))
     except RatchetError as e:
         error_console().print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exit_code(e))

@@ -87,6 +87,27 @@ def translated_errors(url: str) -> Iterator[None]:
         raise StoreError(f"metadata store {where}: {message}") from e
 
 
+def fetch_all(conn: sa.Connection, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """Plain tuples from the driver's cursor, for reads of hundreds of thousands of rows.
+
+    SQLAlchemy's Row objects cost as much as the read itself at that size; this runs the
+    same compiled statement, in the same transaction, on the raw DBAPI cursor.
+    """
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    args: Any = (
+        tuple(params[name] for name in compiled.positiontup or ())
+        if conn.dialect.positional
+        else params
+    )
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(compiled.string, args)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def _first_line(error: sa.exc.DBAPIError) -> str:
     return str(error.orig).strip().splitlines()[0] if error.orig else str(error)
 
