@@ -80,6 +80,16 @@ def test_batched_time_series_and_numpy_scalars(tracker: Tracker) -> None:
     assert frame["b"].sum() == 1000.0
 
 
+def test_batched_arrays_are_copied_before_the_caller_reuses_them(tracker: Tracker) -> None:
+    run = tracker.start_run("reuse")
+    values = np.empty(3)
+    for epoch in range(2):
+        values[:] = float(epoch)
+        run.log_time_series_batch({"loss": values}, steps=np.arange(3) + 3 * epoch)
+    run.end()
+    assert list(run.get_time_series_df()["loss"]) == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+
+
 def test_run_name_collision_needs_resume_and_resume_continues_steps(tracker: Tracker) -> None:
     run = tracker.start_run("r")
     run.log_time_series_metrics({"loss": 3.0}, step=4)
@@ -121,6 +131,10 @@ def test_bad_metrics_and_steps_are_clear_errors(tracker: Tracker) -> None:
         run.log_time_series_metrics({"loss": 1.0}, step=-1)
     with pytest.raises(InvalidArgument):
         run.log_time_series_batch({"loss": ["x", "y"]}, steps=[0, 1])
+    with pytest.raises(InvalidArgument, match="ints"):
+        run.log_time_series_batch({"loss": [1.0, 2.0]}, steps=[0.7, 1.9])
+    with pytest.raises(InvalidArgument, match="ints"):
+        run.log_time_series_batch({"loss": [1.0]}, steps=["a"])
     with pytest.raises(InvalidArgument, match="differ in length"):
         run.log_time_series_batch({"loss": [1.0]}, steps=[0, 1])
     run.end()

@@ -31,7 +31,7 @@ def demo(
         raise InvalidArgument(f"--learning-rates must be numbers separated by commas: {e}") from e
     if not rates or epochs < 1:
         raise InvalidArgument("give at least one learning rate and one epoch")
-    with MetadataStore.open(config) as store:
+    with MetadataStore.from_config(config) as store:
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),

@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
 @contextmanager
 def _store(ctx: typer.Context) -> Iterator[MetadataStore]:
     config: Config = ctx.obj
-    with MetadataStore.open(config, create=False) as store:
+    with MetadataStore.from_config(config, create=False) as store:
         yield store
 
 

@@ -20,7 +20,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 def info(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show the store's location, schema revision and number of records."""
     config: Config = ctx.obj
-    with MetadataStore.open(config, create=False) as store:
+    with MetadataStore.from_config(config, create=False) as store:
         data = {
             "home": str(config.home),
             "db_url": display_url(config.db_url),
@@ -47,7 +47,7 @@ def migrate(ctx: typer.Context) -> None:
     if not config.uses_default_db or (config.home / "metadata.db").exists():
         with MetadataStore(config.db_url, migrate=False) as store:
             before = store.revision()
-    with MetadataStore.open(config) as store:
+    with MetadataStore.from_config(config) as store:
         after = store.revision()
     if before == after:
         console().print(f"store is up to date at revision {after}")

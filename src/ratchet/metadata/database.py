@@ -40,9 +40,13 @@ def create_engine(url: str) -> sa.Engine:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as e:
         raise StoreError(f"not a database URL: {url!r}") from e
-    if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed, pool_pre_ping=True)
-    engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    try:
+        if parsed.get_backend_name() != "sqlite":
+            return sa.create_engine(parsed, pool_pre_ping=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    except (sa.exc.ArgumentError, ImportError) as e:
+        # An unknown dialect or a driver that is not installed.
+        raise StoreError(f"cannot open {display_url(url)}: {str(e).splitlines()[0]}") from e
 
     @sa.event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:

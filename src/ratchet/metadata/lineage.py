@@ -63,14 +63,22 @@ def subgraph(
     if depth < 0:
         raise InvalidArgument(f"depth must be >= 0, not {depth}")
     _check_root(conn, artifact_id, execution_id)
-    artifacts: set[int] = set() if artifact_id is None else {artifact_id}
-    executions: set[int] = set() if execution_id is None else {execution_id}
+    root_artifacts: set[int] = set() if artifact_id is None else {artifact_id}
+    root_executions: set[int] = set() if execution_id is None else {execution_id}
+    artifacts, executions = set(root_artifacts), set(root_executions)
     events: dict[tuple[int, int, str], Event] = {}
     for upstream in (True, False):
         if direction == ("downstream" if upstream else "upstream"):
             continue
+        # Each direction starts from the root alone: walking downstream from the
+        # ancestors found upstream would pull in their other consumers.
         found_artifacts, found_executions = _walk(
-            conn, set(artifacts), set(executions), upstream=upstream, depth=depth, events=events
+            conn,
+            set(root_artifacts),
+            set(root_executions),
+            upstream=upstream,
+            depth=depth,
+            events=events,
         )
         artifacts |= found_artifacts
         executions |= found_executions

@@ -17,6 +17,9 @@ from ratchet.metadata.records import PropertyType, PropertyValue
 #: (value_type, int_value, double_value, string_value)
 EncodedValue = tuple[str, int | None, float | None, str | None]
 
+# Integers are stored in a signed 64-bit column on every database.
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
 
 def property_type_of(value: object) -> PropertyType:
     """The natural property type of a Python value; bool is checked before int on purpose."""
@@ -35,8 +38,15 @@ def property_type_of(value: object) -> PropertyType:
     )
 
 
+def check_text(what: str, value: str | None) -> None:
+    """Refuse text PostgreSQL cannot store (NUL characters), so SQLite refuses it too."""
+    if value is not None and "\x00" in value:
+        raise InvalidArgument(f"{what} must not contain NUL characters, got {value!r}")
+
+
 def encode(name: str, value: object, declared: PropertyType | None = None) -> EncodedValue:
     """Encode one value, checking it against the declared type when there is one."""
+    check_text("property names", name)
     actual = property_type_of(value)
     if declared is not None and actual != declared:
         if declared == PropertyType.DOUBLE and actual == PropertyType.INT:
@@ -47,10 +57,14 @@ def encode(name: str, value: object, declared: PropertyType | None = None) -> En
                 f"property {name!r} is declared {declared}, got {actual} {value!r}"
             )
     if actual in (PropertyType.BOOL, PropertyType.INT):
-        return actual.value, int(value), None, None  # type: ignore[call-overload]
+        number = int(value)  # type: ignore[call-overload]
+        if not _INT_MIN <= number <= _INT_MAX:
+            raise InvalidArgument(f"property {name!r}: {number} does not fit in 64 bits")
+        return actual.value, number, None, None
     if actual == PropertyType.DOUBLE:
         return actual.value, None, float(value), None  # type: ignore[arg-type]
     if actual == PropertyType.STRING:
+        check_text(f"property {name!r}", str(value))
         return actual.value, None, None, str(value)
     try:
         return actual.value, None, None, json.dumps(value, sort_keys=True, allow_nan=False)

@@ -6,6 +6,7 @@ SELECT of ids. Loading the records for those ids is `store`'s job.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 
 from ratchet.errors import InvalidArgument
 from ratchet.metadata import properties, schema
-from ratchet.metadata.records import Kind, PropertyValue
+from ratchet.metadata.records import Kind, PropertyType, PropertyValue
 
 
 @dataclass(frozen=True)
@@ -99,15 +100,32 @@ def _property_matches(
     prop = schema.PROPERTY_TABLES[kind]
     value_type, int_value, double_value, string_value = properties.encode(name, value)
     column, wanted = {
-        "int": (prop.c.int_value, int_value),
-        "bool": (prop.c.int_value, int_value),
-        "double": (prop.c.double_value, double_value),
-    }.get(value_type, (prop.c.string_value, string_value))
+        PropertyType.INT: (prop.c.int_value, int_value),
+        PropertyType.BOOL: (prop.c.int_value, int_value),
+        PropertyType.DOUBLE: (prop.c.double_value, double_value),
+    }.get(PropertyType(value_type), (prop.c.string_value, string_value))
+    # The value type must match too, so True does not find 1 nor "1" find a struct;
+    # an int also finds an equal double, as a property declared double accepts ints.
+    matches = sa.and_(prop.c.value_type == value_type, column == wanted)
+    if double_value is not None and math.isnan(double_value):
+        # SQLite stores NaN as NULL; PostgreSQL stores NaN and finds it equal to NaN.
+        matches = sa.and_(
+            prop.c.value_type == value_type,
+            sa.or_(prop.c.double_value.is_(None), prop.c.double_value == double_value),
+        )
+    if value_type == PropertyType.INT:
+        matches = sa.or_(
+            matches,
+            sa.and_(
+                prop.c.value_type == PropertyType.DOUBLE.value,
+                prop.c.double_value == float(int_value or 0),
+            ),
+        )
     return sa.exists().where(
         prop.c.owner_id == table.c.id,
         prop.c.name == name,
         prop.c.is_custom == is_custom,
-        column == wanted,
+        matches,
     )
 
 

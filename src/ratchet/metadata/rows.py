@@ -5,6 +5,7 @@ Owns the translation only; `store` runs the statements.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,15 @@ KIND_OF: dict[type[Record], Kind] = {
 }
 
 
+def now() -> float:
+    """The current time rounded to the microsecond, so it survives a trip through `datetime`.
+
+    Unrounded, a record's `create_time` could read back later than stored, and
+    `created_after=record.create_time` would miss the record itself.
+    """
+    return round(time.time(), 6)
+
+
 def to_timestamp(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
@@ -53,6 +63,10 @@ def encode(
 
 def columns(record: Record) -> dict[str, Any]:
     """The kind-specific columns of a record."""
+    for column in ("name", "uri", "sha256"):
+        properties.check_text(
+            f"{type(record).__name__.lower()} {column}", getattr(record, column, None)
+        )
     if isinstance(record, Artifact):
         return {
             "name": record.name,

@@ -47,14 +47,22 @@ class SeriesBlock:
         wall_times: Sequence[float] | npt.ArrayLike,
         values: Sequence[float] | npt.ArrayLike,
     ) -> SeriesBlock:
-        """A block from any array-likes, converted (and checked) to the stored dtypes."""
+        """A block copied from any array-likes, checked and converted to the stored dtypes.
+
+        Copied, because the block waits in a buffer while the caller may refill its arrays.
+        """
+        step_array = np.array(steps, copy=True)
+        if step_array.size and step_array.dtype.kind not in "iu":
+            raise InvalidArgument(
+                f"metric {name!r}: steps must be integers, not {step_array.dtype}"
+            )
         try:
             return cls(
                 context_id,
                 name,
-                np.ascontiguousarray(steps, dtype=STEP_DTYPE),
-                np.ascontiguousarray(wall_times, dtype=FLOAT_DTYPE),
-                np.ascontiguousarray(values, dtype=FLOAT_DTYPE),
+                step_array.astype(STEP_DTYPE, copy=False).reshape(-1),
+                np.array(wall_times, dtype=FLOAT_DTYPE, copy=True).reshape(-1),
+                np.array(values, dtype=FLOAT_DTYPE, copy=True).reshape(-1),
             )
         except (TypeError, ValueError) as e:
             raise InvalidArgument(f"metric {name!r}: {e}") from e

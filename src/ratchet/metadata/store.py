@@ -8,7 +8,6 @@ URL becomes an engine in `database`, the tables in `schema`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -44,7 +43,7 @@ class MetadataStore:
     """Artifacts, executions and contexts with typed properties, lineage events and time series.
 
     Open it with a SQLAlchemy URL (`sqlite:///path/metadata.db`,
-    `postgresql+psycopg://user@host/db`) or `MetadataStore.open(config)`.
+    `postgresql+psycopg://user@host/db`) or `MetadataStore.from_config(config)`.
     Opening applies pending schema migrations and refuses a store newer than this code.
     """
 
@@ -63,7 +62,7 @@ class MetadataStore:
             raise
 
     @classmethod
-    def open(cls, config: Config, *, create: bool = True) -> MetadataStore:
+    def from_config(cls, config: Config, *, create: bool = True) -> MetadataStore:
         """Open the store `config` names; without `create`, a missing embedded store is NotFound."""
         if config.uses_default_db:
             database.prepare_home(config.home, create=create)
@@ -134,7 +133,7 @@ class MetadataStore:
         with self._write() as conn:
             stored = self._put(conn, execution)
             assert stored.id is not None
-            now = time.time()
+            now = rows.now()
             written: dict[EventType, dict[str, Artifact]] = {}
             event_rows = []
             for event_type, group in ((EventType.INPUT, inputs), (EventType.OUTPUT, outputs)):
@@ -149,6 +148,7 @@ class MetadataStore:
             self._check_exists(
                 conn, Kind.ARTIFACT, [a.id for g in written.values() for a in g.values()]
             )
+            self._check_exists(conn, Kind.CONTEXT, [c.id for c in contexts])
             if event_rows:
                 conn.execute(
                     schema.events.insert(),
@@ -214,21 +214,21 @@ class MetadataStore:
         """Set some properties of a stored record, leaving the others as they are."""
         with self._write() as conn:
             type_name = self._type_name_of(conn, kind, record_id)
-            record_type = self._types.get(conn, kind, type_name)
+            record_type = self._types.get(conn, kind, type_name, properties=properties or {})
             encoded = rows.encode(record_type, properties or {}, custom_properties or {})
             self._write_properties(conn, kind, record_id, encoded, replace_all=False)
             conn.execute(
                 sa.update(schema.RECORD_TABLES[kind])
                 .where(schema.RECORD_TABLES[kind].c.id == record_id)
-                .values(update_time=time.time())
+                .values(update_time=rows.now())
             )
 
     def _put(self, conn: sa.Connection, record: R) -> R:
         kind = rows.KIND_OF[type(record)]
         table = schema.RECORD_TABLES[kind]
-        record_type = self._types.get(conn, kind, record.type)
+        record_type = self._types.get(conn, kind, record.type, properties=record.properties)
         encoded = rows.encode(record_type, record.properties, record.custom_properties)
-        now = time.time()
+        now = rows.now()
         values = rows.columns(record)
         values["update_time"] = now
         if record.id is None:
@@ -368,6 +368,64 @@ class MetadataStore:
             found_ids = list(conn.execute(find_query(kind, type_id, spec)).scalars())
             return self._load(conn, kind, found_ids)
 
+    def find_properties(
+        self, kind: Kind, spec: RecordFilter
+    ) -> dict[int, tuple[dict[str, PropertyValue], dict[str, PropertyValue]]]:
+        """(properties, custom properties) by id of the records matching `spec`, in order.
+
+        For listings of thousands of records (an experiment's runs), where building the
+        records would cost more than reading them.
+        """
+        with self._read() as conn:
+            type_id = None
+            if spec.type is not None:
+                found_type = self._types.find_one(conn, kind, spec.type)
+                if found_type is None:
+                    return {}
+                type_id = found_type.id
+            ids_query = find_query(kind, type_id, spec)
+            found: dict[int, tuple[dict[str, PropertyValue], dict[str, PropertyValue]]] = {
+                record_id: ({}, {}) for record_id in conn.execute(ids_query).scalars()
+            }
+            owner = schema.PROPERTY_TABLES[kind].c.owner_id
+            self._read_properties(conn, kind, owner.in_(ids_query.subquery().select()), found)
+            return found
+
+    def _read_properties(
+        self,
+        conn: sa.Connection,
+        kind: Kind,
+        where: sa.ColumnElement[bool],
+        into: Mapping[int, tuple[dict[str, PropertyValue], dict[str, PropertyValue]]],
+    ) -> None:
+        """Decode the properties matching `where` into `into[owner_id]` (declared, custom)."""
+        prop_table = schema.PROPERTY_TABLES[kind]
+        query = sa.select(
+            prop_table.c.owner_id,
+            prop_table.c.name,
+            prop_table.c.is_custom,
+            prop_table.c.value_type,
+            prop_table.c.int_value,
+            prop_table.c.double_value,
+            prop_table.c.string_value,
+        ).where(where)
+        decode = properties.decode
+        # Raw tuples and the common types decoded inline: a listing of 10,000 runs
+        # reads a quarter of a million properties.
+        for owner_id, name, is_custom, value_type, int_v, double_v, string_v in database.fetch_all(
+            conn, query
+        ):
+            owned = into.get(owner_id)
+            if owned is None:
+                continue
+            if value_type == "double" and double_v is not None:
+                value: PropertyValue = double_v
+            elif value_type == "string" and string_v is not None:
+                value = string_v
+            else:
+                value = decode(value_type, int_v, double_v, string_v)
+            owned[1 if is_custom else 0][name] = value
+
     def find_events(
         self, *, artifact_ids: Sequence[int] = (), execution_ids: Sequence[int] = ()
     ) -> list[Event]:
@@ -422,29 +480,7 @@ class MetadataStore:
             for row in conn.execute(sa.select(table).where(table.c.id.in_(chunk))).all():
                 found_rows[row.id] = row
                 props[row.id] = ({}, {})
-            decode = properties.decode
-            # Raw tuples: a listing of 10,000 runs reads a quarter of a million properties.
-            property_query = sa.select(
-                prop_table.c.owner_id,
-                prop_table.c.name,
-                prop_table.c.is_custom,
-                prop_table.c.value_type,
-                prop_table.c.int_value,
-                prop_table.c.double_value,
-                prop_table.c.string_value,
-            ).where(prop_table.c.owner_id.in_(chunk))
-            for (
-                owner_id,
-                name,
-                is_custom,
-                value_type,
-                int_v,
-                double_v,
-                string_v,
-            ) in database.fetch_all(conn, property_query):
-                props[owner_id][1 if is_custom else 0][name] = decode(
-                    value_type, int_v, double_v, string_v
-                )
+            self._read_properties(conn, kind, prop_table.c.owner_id.in_(chunk), props)
         records: list[Record] = []
         for record_id in record_ids:
             found = found_rows.get(record_id)

@@ -1,13 +1,17 @@
 """`TypeRegistry`: the artifact, execution and context types and their declared properties.
 
 Owns registering types (idempotent, properties may be added, never changed) and a
-per-store cache of them, refreshed on a miss so another process's new type is
-seen. It works on a connection the store hands in and opens none itself.
+per-store cache of them, refreshed on a miss (of a type, or of a property a record
+uses) so another process's new type or property is seen. It works on a connection
+the store hands in and opens none itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ratchet.errors import AlreadyExists, InvalidArgument, NotFound
 from ratchet.metadata import schema
@@ -39,23 +43,34 @@ class TypeRegistry:
             existing = self.find_one(conn, kind, name)
             if existing is None:
                 raise NotFound(f"{kind} type {name!r} vanished while it was registered")
-        for prop, data_type in wanted.items():
-            declared = existing.properties.get(prop)
-            if declared is not None and declared != data_type:
-                raise AlreadyExists(
-                    f"{kind} type {name!r} already declares {prop!r} as {declared}, not {data_type}"
-                )
+        _check_unchanged(existing, wanted)
         new = {prop: t for prop, t in wanted.items() if prop not in existing.properties}
+        self._cache.pop((kind, name), None)
         if new:
+            # Another process may declare the same property at the same moment: skip
+            # its row here, then check that it agrees with ours.
+            dialect_insert = (
+                postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            )
             conn.execute(
-                schema.type_properties.insert(),
+                dialect_insert(schema.type_properties).on_conflict_do_nothing(),
                 [{"type_id": existing.id, "name": p, "data_type": t.value} for p, t in new.items()],
             )
-        self._cache.pop((kind, name), None)
+            _check_unchanged(self.get(conn, kind, name), wanted)
+            self._cache.pop((kind, name), None)
 
-    def get(self, conn: sa.Connection, kind: Kind, name: str) -> RecordType:
-        """The type, or NotFound with a hint to register it."""
+    def get(
+        self, conn: sa.Connection, kind: Kind, name: str, *, properties: Collection[str] = ()
+    ) -> RecordType:
+        """The type, or NotFound with a hint to register it.
+
+        A cached type that lacks one of `properties` is read again, since another
+        process may have declared it since.
+        """
         found = self.find_one(conn, kind, name)
+        if found is not None and not set(properties) <= found.properties.keys():
+            self._cache.pop((kind, name), None)
+            found = self.find_one(conn, kind, name)
         if found is None:
             raise NotFound(f"{kind} type {name!r} is not registered; register it with put_type")
         return found
@@ -94,3 +109,13 @@ class TypeRegistry:
         loaded = RecordType(kind, name, {n: PropertyType(t) for n, t in props}, type_id)
         self._cache[(kind, name)] = loaded
         return loaded
+
+
+def _check_unchanged(existing: RecordType, wanted: dict[str, PropertyType]) -> None:
+    for prop, data_type in wanted.items():
+        declared = existing.properties.get(prop)
+        if declared is not None and declared != data_type:
+            raise AlreadyExists(
+                f"{existing.kind} type {existing.name!r} already declares {prop!r} "
+                f"as {declared}, not {data_type}"
+            )

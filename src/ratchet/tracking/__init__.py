@@ -18,7 +18,7 @@ behind them, for code that wants no hidden state.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ from ratchet.tracking import tracker as _tracker
 from ratchet.tracking.tracker import Run, RunState, Tracker
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     import pandas as pd
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "init",
     "log_metrics",
     "log_params",
+    "log_time_series_batch",
     "log_time_series_metrics",
     "open_tracker",
     "start_run",
@@ -53,7 +55,7 @@ def open_tracker(
     experiment: str, *, config: Config, description: str | None = None, create: bool = True
 ) -> Tracker:
     """A tracker on the stores `config` names, with run folders under `$RATCHET_HOME/runs`."""
-    store = MetadataStore.open(config, create=create)
+    store = MetadataStore.from_config(config, create=create)
     try:
         return Tracker(
             store,
@@ -130,6 +132,15 @@ def log_time_series_metrics(
     metrics: Mapping[str, object], step: int | None = None, wall_time: float | None = None
 ) -> None:
     _current.require_run().log_time_series_metrics(metrics, step=step, wall_time=wall_time)
+
+
+def log_time_series_batch(
+    metrics: Mapping[str, Sequence[float] | npt.ArrayLike],
+    *,
+    steps: Sequence[int] | npt.ArrayLike,
+    wall_times: Sequence[float] | npt.ArrayLike | None = None,
+) -> None:
+    _current.require_run().log_time_series_batch(metrics, steps=steps, wall_times=wall_times)
 
 
 def end_run(state: RunState | str = RunState.COMPLETE) -> None:

@@ -80,7 +80,8 @@ class MetricBuffer:
             self._summaries.setdefault(context_id, {}).update(metrics)
 
     def pending(self) -> int:
-        with self._lock:
+        """Points and summaries not yet written, counting a flush in progress as not written."""
+        with self._flush_lock, self._lock:
             summaries = sum(len(m) for m in self._summaries.values())
             return len(self._points) + self._block_points + summaries
 

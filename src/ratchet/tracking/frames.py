@@ -9,22 +9,26 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from ratchet.metadata import Context
 from ratchet.metadata.series import SeriesBlock
 
 RUN_COLUMNS = ["experiment_name", "run_name", "state"]
 
 
-def experiment_frame(experiment: str, runs: Sequence[Context]) -> pd.DataFrame:
-    """One row per run; columns experiment_name, run_name, state, then param.*, metric.* sorted."""
+def experiment_frame(
+    experiment: str, runs: Sequence[tuple[Mapping[str, object], Mapping[str, object]]]
+) -> pd.DataFrame:
+    """One row per run, from each run's (properties, custom properties).
+
+    Columns: experiment_name, run_name, state, then the `param.*` and `metric.*` ones sorted.
+    """
     records = []
-    for run in runs:
+    for declared, custom in runs:
         row: dict[str, object] = {
             "experiment_name": experiment,
-            "run_name": run.properties.get("run_name", run.name),
-            "state": run.properties.get("state"),
+            "run_name": declared.get("run_name"),
+            "state": declared.get("state"),
         }
-        row.update(run.custom_properties)
+        row.update(custom)
         records.append(row)
     frame = pd.DataFrame.from_records(records, columns=None if records else RUN_COLUMNS)
     extra = sorted(c for c in frame.columns if c not in RUN_COLUMNS)

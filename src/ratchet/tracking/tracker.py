@@ -30,6 +30,7 @@ from ratchet.metadata import (
     PropertyType,
     RecordType,
 )
+from ratchet.metadata.query import RecordFilter
 from ratchet.metadata.series import SeriesBlock
 from ratchet.tracking import frames
 from ratchet.tracking.buffer import MetricBuffer
@@ -278,8 +279,10 @@ class Run:
         """Record many steps at once: `metrics` maps names to values aligned with `steps`."""
         self._check_running()
         step_array = np.asarray(steps)
-        if step_array.ndim != 1 or (len(step_array) and step_array.min() < 0):
-            raise InvalidArgument("steps must be a flat sequence of non-negative ints")
+        if step_array.ndim != 1 or (step_array.size and step_array.dtype.kind not in "iu"):
+            raise InvalidArgument("steps must be a flat sequence of ints")
+        if step_array.size and step_array.min() < 0:
+            raise InvalidArgument("steps must be non-negative")
         if wall_times is None:
             wall_times = np.full(len(step_array), time.time())
         _check_mapping("metric", metrics)
@@ -366,7 +369,8 @@ def experiment_df(store: MetadataStore, name: str) -> pd.DataFrame:
     experiment = store.find_context(EXPERIMENT, name)
     if experiment is None:
         raise NotFound(f"no experiment {name!r}")
-    return frames.experiment_frame(name, store.find_contexts(type=RUN, parent=experiment.id))
+    runs = store.find_properties(Kind.CONTEXT, RecordFilter(type=RUN, parent=experiment.id))
+    return frames.experiment_frame(name, list(runs.values()))
 
 
 def resolve_run(store: MetadataStore, ref: str) -> Context:
@@ -420,14 +424,21 @@ def _check_mapping(what: str, values: Mapping[str, object]) -> Mapping[str, obje
 
 
 def _numbers(what: str, values: Mapping[str, object]) -> dict[str, float]:
+    # The common case (a dict of str to float or int) takes one pass with exact type
+    # checks: this runs on every logging call inside a training loop.
+    if type(values) is not dict:
+        _check_mapping(what, values)
     checked: dict[str, float] = {}
-    for key, value in _check_mapping(what, values).items():
-        if type(value) is float or type(value) is int:
-            checked[key] = value
-        elif isinstance(value, int | float) and not isinstance(value, bool):
+    for key, value in values.items():
+        kind = type(value)
+        if (kind is float or kind is int) and type(key) is str and key:
+            checked[key] = value  # type: ignore[assignment]
+            continue
+        _check_mapping(what, {key: value})
+        if isinstance(value, int | float) and not isinstance(value, bool):
             checked[key] = float(value)
         elif hasattr(value, "item") and not isinstance(value, bool):
-            # numpy and torch scalars: take their Python value, still checked below
+            # numpy and torch scalars: take their Python value, still checked
             checked.update(_numbers(what, {key: value.item()}))
         else:
             raise InvalidArgument(f"{what} {key!r} must be a number, not {type(value).__name__}")
