@@ -256,3 +256,11 @@ def _transfer(src_fs: Any, src: str, dst_fs: Any, dst: str | None) -> tuple[str,
 def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)  # a folder; fails quietly on a file or a link
     path.unlink(missing_ok=True)
+
+
+def hash_path(path: str | os.PathLike[str]) -> str:
+    """The sha256 a local file or folder gets in the store, without storing it."""
+    fs, local = url_to_fs(os.fspath(path))
+    if not fs.exists(local):
+        raise NotFound(f"no file or folder at {os.fspath(path)}")
+    return _transfer(fs, local, None, None)[0]

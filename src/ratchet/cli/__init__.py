@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from ratchet.cli import demo, records, store
+from ratchet.cli import demo, pipeline, records, store
 from ratchet.cli.output import error_console
 from ratchet.config import load_config
 from ratchet.errors import (
@@ -64,6 +64,7 @@ def root(
 
 records.register(app)
 app.add_typer(store.app, name="store")
+app.add_typer(pipeline.app, name="pipeline")
 app.command("demo")(demo.demo)
 
 

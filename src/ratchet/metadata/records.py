@@ -49,6 +49,7 @@ class ExecutionState(StrEnum):
     COMPLETE = "COMPLETE"
     FAILED = "FAILED"
     CACHED = "CACHED"
+    SKIPPED = "SKIPPED"
     CANCELED = "CANCELED"
 
 

@@ -1,0 +1,92 @@
+"""`ratchet pipeline ...` end to end: run, compile, runs, show, versions, resume, mistakes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_helpers import assert_one_line_error, run_cli
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "pipelines"
+
+
+def test_run_show_versions_and_compile(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(
+        capsys, "pipeline", "run", str(EXAMPLES / "artifacts.py"), "--param", "rows=4"
+    )
+    assert code == 0, err
+    assert "SUCCEEDED" in out and "slope 2.0 from 4 rows" in out
+
+    code, out, _ = run_cli(capsys, "pipeline", "runs", "--json")
+    [listed] = json.loads(out)
+    assert code == 0 and listed["pipeline"] == "artifacts-pipeline"
+    assert listed["state"] == "SUCCEEDED"
+
+    code, out, _ = run_cli(capsys, "pipeline", "show", listed["run"], "--json")
+    shown = json.loads(out)
+    assert code == 0
+    assert {t["task"] for t in shown["tasks"]} == {"make-data", "train", "report"}
+    assert shown["run"]["arguments"] == {"rows": 4, "learning_rate": 0.1}
+
+    code, out, _ = run_cli(
+        capsys, "pipeline", "run", str(EXAMPLES / "artifacts.py"), "--param", "rows=4"
+    )
+    assert code == 0 and "SUCCEEDED" in out
+    code, out, _ = run_cli(
+        capsys,
+        "pipeline",
+        "show",
+        json.loads(run_cli(capsys, "pipeline", "runs", "--json")[1])[0]["run"],
+        "--json",
+    )
+    assert {t["state"] for t in json.loads(out)["tasks"]} == {"CACHED"}
+
+    code, out, _ = run_cli(capsys, "pipeline", "versions", "artifacts-pipeline", "--json")
+    [version] = json.loads(out)
+    assert code == 0 and version["runs"] == 2 and len(version["version"]) == 64
+
+    target = home.parent / "compiled.yaml"
+    code, out, _ = run_cli(
+        capsys, "pipeline", "compile", str(EXAMPLES / "hello.py"), "-o", str(target)
+    )
+    assert code == 0 and target.read_text().startswith("# PIPELINE DEFINITION")
+
+
+def test_failed_run_exits_non_zero_with_the_task_traceback(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(capsys, "pipeline", "run", str(EXAMPLES / "exit_handler.py"))
+    assert code == 1
+    assert "FAILED" in out
+    assert "ValueError: the body failed on purpose" in err
+    run_name = json.loads(run_cli(capsys, "pipeline", "runs", "--json")[1])[0]["run"]
+    code, out, err = run_cli(capsys, "pipeline", "resume", run_name)
+    assert code == 1  # the body still fails; the completed tasks are reused
+    shown = json.loads(run_cli(capsys, "pipeline", "runs", "--json")[1])
+    assert len(shown) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "fragment"),
+    [
+        (("pipeline", "run", "missing.py"), 3, "no pipeline file"),
+        (("pipeline", "run", "{hello}", "--param", "x"), 2, "--param takes key=value"),
+        (("pipeline", "run", "{hello}", "--param", "nobody=1"), 2, "no parameter 'nobody'"),
+        (("pipeline", "run", "{artifacts}", "--param", "rows=many"), 2, "expects NUMBER_INTEGER"),
+        (("pipeline", "run", "{hello}", "--pipeline", "other"), 3, "no pipeline 'other'"),
+        (("pipeline", "show", "nope"), 3, "no ratchet store"),
+    ],
+)
+def test_pipeline_mistakes_give_one_line(
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    exit_code: int,
+    fragment: str,
+) -> None:
+    resolved = [
+        a.format(hello=EXAMPLES / "hello.py", artifacts=EXAMPLES / "artifacts.py") for a in args
+    ]
+    code, _, err = run_cli(capsys, *resolved)
+    assert_one_line_error(code, err, exit_code, fragment)
