@@ -90,3 +90,47 @@ def test_pipeline_mistakes_give_one_line(
     ]
     code, _, err = run_cli(capsys, *resolved)
     assert_one_line_error(code, err, exit_code, fragment)
+
+
+SLOW = """
+from kfp import dsl
+
+@dsl.component(base_image="python:3.11")
+def nap(seconds: float) -> float:
+    import time
+    time.sleep(seconds)
+    return seconds
+
+@dsl.pipeline(name="slow")
+def slow(seconds: float = 60.0) -> float:
+    first = nap(seconds=seconds)
+    return nap(seconds=first.output).output
+"""
+
+
+def test_ctrl_c_cancels_cleanly(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import signal
+    import subprocess
+    import time
+
+    source = home.parent / "slow.py"
+    source.write_text(SLOW)
+    proc = subprocess.Popen(
+        ["ratchet", "pipeline", "run", str(source)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(home.glob("pipelines/*/nap/task.log")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(home.glob("pipelines/*/nap/task.log")), "the first task never started"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "CANCELLED" in out
+    assert "Traceback" not in err
+    [listed] = json.loads(run_cli(capsys, "pipeline", "runs", "--json")[1])
+    assert listed["state"] == "CANCELLED"
+    shown = json.loads(run_cli(capsys, "pipeline", "show", listed["run"], "--json")[1])
+    assert [t["state"] for t in shown["tasks"]] == ["CANCELED"]

@@ -9,13 +9,15 @@ reading inputs and outputs off the IR is `graph`'s.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import queue
+import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,13 +143,16 @@ class Runner:
                 state, error = "FAILED", self._first_error(root)
         except KeyboardInterrupt:
             state, error = "CANCELLED", "cancelled by the user"
-            self._cancel(root)
+            with _interrupts_deferred():
+                self._cancel(root)
         finally:
-            if self._pool is not None:
-                self._pool.close()
-            if self._threads is not None:
-                self._threads.shutdown(wait=False, cancel_futures=True)
-        self.recorder.finish(state, error)
+            with _interrupts_deferred():
+                if self._pool is not None:
+                    self._pool.close()
+                if self._threads is not None:
+                    self._threads.shutdown(wait=False, cancel_futures=True)
+        with _interrupts_deferred():
+            self.recorder.finish(state, error)
         outputs, _ = dag_outputs(root)
         nodes = list(_walk(root))
         return PipelineRun(
@@ -396,6 +401,19 @@ class Runner:
             if node.state == TaskState.FAILED and node.error and not node.children:
                 return f"{node.path}: {node.error}"
         return "a task failed"
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """A second Ctrl-C while a cancelled run is being recorded must not leave it half-written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _walk(scope: Scope) -> list[Node]:

@@ -97,8 +97,8 @@ def _read_spec_file(path: Path) -> dict[str, Any]:
     return documents[0]
 
 
-def find_pipeline(path: Path, name: str | None = None) -> object:
-    """The `@dsl.pipeline` object in a Python file, by function or pipeline name if several."""
+def find_pipelines(path: Path) -> dict[str, object]:
+    """The `@dsl.pipeline` objects a Python file defines, by attribute name."""
     module_name = (
         f"ratchet_pipeline_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
     )
@@ -111,12 +111,17 @@ def find_pipeline(path: Path, name: str | None = None) -> object:
         spec.loader.exec_module(module)
     except Exception as e:
         raise InvalidArgument(f"importing {path} failed: {type(e).__name__}: {e}") from e
-    found = {
+    return {
         attr: value
         for attr, value in vars(module).items()
         if getattr(value, "pipeline_spec", None) is not None
         and getattr(value, "pipeline_func", None) is not None
     }
+
+
+def find_pipeline(path: Path, name: str | None = None) -> object:
+    """The `@dsl.pipeline` object in a Python file, by function or pipeline name if several."""
+    found = find_pipelines(path)
     if name is not None:
         for attr, value in found.items():
             if name in (attr, getattr(value, "name", None)):
