@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,12 +13,13 @@ from rich.live import Live
 from rich.table import Table
 
 from ratchet import pipelines
+from ratchet.cli.context import existing_store
 from ratchet.cli.output import console, emit, error_console, print_json, print_table
 from ratchet.config import Config
 from ratchet.errors import InvalidArgument, NotFound
-from ratchet.metadata import MetadataStore
 from ratchet.pipelines.graph import TaskState
 from ratchet.pipelines.recording import PIPELINE, PIPELINE_RUN, PIPELINE_VERSION, TASK
+from ratchet.pipelines.runner import OnChange
 
 app = typer.Typer(
     help="Run, compile and inspect Kubeflow (KFP v2) pipelines.", no_args_is_help=True
@@ -90,31 +90,32 @@ def run(
 ) -> None:
     """Run a pipeline locally with a live view of its tasks."""
     config: Config = ctx.obj
-    live_tasks = LiveTasks()
-    with Live(live_tasks, console=console(), refresh_per_second=8, transient=False):
-        result = pipelines.run(
+    arguments = parse_params(param or [])
+    _run_live(
+        lambda on_change: pipelines.run(
             file,
-            parse_params(param or []),
+            arguments,
             enable_caching=not no_cache,
             max_workers=workers,
             config=config,
             pipeline_name=pipeline,
-            on_change=live_tasks,
+            on_change=on_change,
         )
-    _report(result)
+    )
 
 
 @app.command("resume")
 def resume(ctx: typer.Context, run_name: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
     """Run a failed or cancelled run again, re-using every task that completed."""
     config: Config = ctx.obj
+    _run_live(lambda on_change: pipelines.resume(run_name, config=config, on_change=on_change))
+
+
+def _run_live(start: Callable[[OnChange], pipelines.PipelineRun]) -> None:
+    """Run with a live table of task states, then report the outcome."""
     live_tasks = LiveTasks()
     with Live(live_tasks, console=console(), refresh_per_second=8):
-        result = pipelines.resume(run_name, config=config, on_change=live_tasks)
-    _report(result)
-
-
-def _report(result: pipelines.PipelineRun) -> None:
+        result = start(live_tasks)
     out = console()
     out.print(f"run {result.name}: {result.state}", markup=False)
     if result.outputs:
@@ -141,13 +142,6 @@ def compile_command(
     console().print(f"wrote {output} ({spec.name}, version {spec.version[:12]})", markup=False)
 
 
-@contextmanager
-def _store(ctx: typer.Context) -> Iterator[MetadataStore]:
-    config: Config = ctx.obj
-    with MetadataStore.from_config(config, create=False) as store:
-        yield store
-
-
 @app.command("runs")
 def runs(
     ctx: typer.Context,
@@ -155,7 +149,7 @@ def runs(
     as_json: JsonOption = False,
 ) -> None:
     """Pipeline runs, newest first."""
-    with _store(ctx) as store:
+    with existing_store(ctx) as store:
         filters: dict[str, Any] = {"type": PIPELINE_RUN, "newest_first": True}
         if pipeline:
             filters["properties"] = {"pipeline": pipeline}
@@ -180,7 +174,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One run: its parameters and every task's state, timing, cache key and error."""
-    with _store(ctx) as store:
+    with existing_store(ctx) as store:
         context = store.find_context(PIPELINE_RUN, run_name)
         if context is None:
             raise NotFound(f"no pipeline run {run_name!r}")
@@ -215,7 +209,7 @@ def versions(
     as_json: JsonOption = False,
 ) -> None:
     """Versions of a pipeline (content hash of its compiled spec, git commit) and their runs."""
-    with _store(ctx) as store:
+    with existing_store(ctx) as store:
         pipeline = store.find_context(PIPELINE, name)
         if pipeline is None:
             raise NotFound(f"no pipeline {name!r}")

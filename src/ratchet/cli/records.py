@@ -6,13 +6,12 @@ Owns the commands that show experiments, runs and lineage; the queries are
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
 from rich.tree import Tree
 
+from ratchet.cli.context import existing_store
 from ratchet.cli.output import console, emit, frame_rows, print_json, print_table
 from ratchet.config import Config
 from ratchet.errors import InvalidArgument
@@ -32,17 +31,10 @@ def register(app: typer.Typer) -> None:
     app.command("lineage")(lineage)
 
 
-@contextmanager
-def _store(ctx: typer.Context) -> Iterator[MetadataStore]:
-    config: Config = ctx.obj
-    with MetadataStore.from_config(config, create=False) as store:
-        yield store
-
-
 @experiments.command("list")
 def list_experiments(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Experiments with their number of runs."""
-    with _store(ctx) as store:
+    with existing_store(ctx) as store:
         rows = [
             {
                 "experiment": e.name,
@@ -65,7 +57,7 @@ def delete_experiment(
     if not yes:
         typer.confirm(f"delete experiment {name!r} and all its runs?", abort=True)
     config: Config = ctx.obj
-    with _store(ctx) as store:
+    with existing_store(ctx) as store:
         deleted = tracker.delete_experiment(store, name, run_root=config.home / "runs")
     console().print(f"deleted experiment {name!r} and {deleted} runs")
 
@@ -73,7 +65,7 @@ def delete_experiment(
 @runs.command("list")
 def list_runs(ctx: typer.Context, experiment: str, as_json: JsonOption = False) -> None:
     """The runs of an experiment with their parameters and summary metrics."""
-    with _store(ctx) as store:
+    with existing_store(ctx) as store:
         frame = tracker.experiment_df(store, experiment)
     emit(frame_rows(frame), as_json=as_json, title=f"runs of {experiment}")
 
@@ -114,7 +106,7 @@ def show_run(ctx: typer.Context, run: str, as_json: JsonOption = False) -> None:
 
     RUN is EXPERIMENT/RUN, a run id, or a run name that only one experiment has.
     """
-    with _store(ctx) as store:
+    with existing_store(ctx) as store:
         summary = _run_summary(store, tracker.resolve_run(store, run))
     if as_json:
         print_json(summary)
@@ -140,7 +132,7 @@ def compare_runs(
     """Parameters and metrics of runs side by side; rows that differ are marked."""
     if len(run_refs) < 2:
         raise InvalidArgument("compare needs at least two runs")
-    with _store(ctx) as store:
+    with existing_store(ctx) as store:
         summaries = [_run_summary(store, tracker.resolve_run(store, ref)) for ref in run_refs]
     labels = [f"{s['experiment']}/{s['run']}" for s in summaries]
     rows = []
@@ -168,7 +160,7 @@ def lineage(
     """What an artifact was made from (upstream) and what was made from it (downstream)."""
     if direction not in DIRECTIONS:
         raise InvalidArgument(f"--direction must be one of {', '.join(DIRECTIONS)}")
-    with _store(ctx) as store:
+    with existing_store(ctx) as store:
         graph = store.lineage(artifact_id=artifact_id, direction=direction, depth=depth)
     if as_json:
         print_json(

@@ -53,11 +53,13 @@ def create_engine(url: str) -> sa.Engine:
         # pysqlite would otherwise open transactions itself; the "begin" hook does it instead.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # The busy timeout first: switching a brand-new file to WAL takes a lock that
+        # other processes opening it at the same moment must wait for, not fail on.
         for pragma in (
+            f"busy_timeout={BUSY_TIMEOUT_MS}",
             "journal_mode=WAL",
             "synchronous=NORMAL",
             "foreign_keys=ON",
-            f"busy_timeout={BUSY_TIMEOUT_MS}",
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()

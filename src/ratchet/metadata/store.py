@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ratchet.config import Config
 from ratchet.errors import AlreadyExists, InvalidArgument, NotFound, StoreError
-from ratchet.metadata import database, lineage, properties, rows, schema
+from ratchet.metadata import database, lineage, loading, properties, rows, schema
 from ratchet.metadata.query import RecordFilter, find_query
 from ratchet.metadata.records import (
     Artifact,
@@ -36,7 +36,6 @@ from ratchet.metadata.series import SeriesBlock, concatenate
 from ratchet.metadata.types import TypeRegistry
 
 R = TypeVar("R", Artifact, Execution, Context)
-_CHUNK = 5000
 
 
 class MetadataStore:
@@ -248,7 +247,7 @@ class MetadataStore:
                 )
             conn.execute(sa.update(table).where(table.c.id == record_id).values(**values))
         self._write_properties(conn, kind, record_id, encoded, replace_all=True)
-        return self._load(conn, kind, [record_id])[0]  # type: ignore[return-value]
+        return loading.load_records(conn, self._types, kind, [record_id])[0]  # type: ignore[return-value]
 
     def _write_properties(
         self,
@@ -334,7 +333,7 @@ class MetadataStore:
 
     def _get(self, kind: Kind, record_id: int) -> Record:
         with self._read() as conn:
-            found = self._load(conn, kind, [record_id])
+            found = loading.load_records(conn, self._types, kind, [record_id])
         if not found:
             raise NotFound(f"no {kind} with id {record_id}")
         return found[0]
@@ -366,7 +365,7 @@ class MetadataStore:
                     return []
                 type_id = found_type.id
             found_ids = list(conn.execute(find_query(kind, type_id, spec)).scalars())
-            return self._load(conn, kind, found_ids)
+            return loading.load_records(conn, self._types, kind, found_ids)
 
     def find_properties(
         self, kind: Kind, spec: RecordFilter
@@ -388,43 +387,8 @@ class MetadataStore:
                 record_id: ({}, {}) for record_id in conn.execute(ids_query).scalars()
             }
             owner = schema.PROPERTY_TABLES[kind].c.owner_id
-            self._read_properties(conn, kind, owner.in_(ids_query.subquery().select()), found)
+            loading.read_properties(conn, kind, owner.in_(ids_query.subquery().select()), found)
             return found
-
-    def _read_properties(
-        self,
-        conn: sa.Connection,
-        kind: Kind,
-        where: sa.ColumnElement[bool],
-        into: Mapping[int, tuple[dict[str, PropertyValue], dict[str, PropertyValue]]],
-    ) -> None:
-        """Decode the properties matching `where` into `into[owner_id]` (declared, custom)."""
-        prop_table = schema.PROPERTY_TABLES[kind]
-        query = sa.select(
-            prop_table.c.owner_id,
-            prop_table.c.name,
-            prop_table.c.is_custom,
-            prop_table.c.value_type,
-            prop_table.c.int_value,
-            prop_table.c.double_value,
-            prop_table.c.string_value,
-        ).where(where)
-        decode = properties.decode
-        # Raw tuples and the common types decoded inline: a listing of 10,000 runs
-        # reads a quarter of a million properties.
-        for owner_id, name, is_custom, value_type, int_v, double_v, string_v in database.fetch_all(
-            conn, query
-        ):
-            owned = into.get(owner_id)
-            if owned is None:
-                continue
-            if value_type == "double" and double_v is not None:
-                value: PropertyValue = double_v
-            elif value_type == "string" and string_v is not None:
-                value = string_v
-            else:
-                value = decode(value_type, int_v, double_v, string_v)
-            owned[1 if is_custom else 0][name] = value
 
     def find_events(
         self, *, artifact_ids: Sequence[int] = (), execution_ids: Sequence[int] = ()
@@ -441,7 +405,7 @@ class MetadataStore:
                     schema.parent_contexts.c.child_id == context_id
                 )
             ).scalars()
-            return self._load(conn, Kind.CONTEXT, list(parent_ids))  # type: ignore[return-value]
+            return loading.load_records(conn, self._types, Kind.CONTEXT, list(parent_ids))  # type: ignore[return-value]
 
     def lineage(
         self,
@@ -463,33 +427,15 @@ class MetadataStore:
                 direction=direction,
                 depth=depth,
             )
+            artifacts = loading.load_records(conn, self._types, Kind.ARTIFACT, sorted(artifact_ids))
+            executions = loading.load_records(
+                conn, self._types, Kind.EXECUTION, sorted(execution_ids)
+            )
             return LineageGraph(
-                tuple(self._load(conn, Kind.ARTIFACT, sorted(artifact_ids))),  # type: ignore[arg-type]
-                tuple(self._load(conn, Kind.EXECUTION, sorted(execution_ids))),  # type: ignore[arg-type]
+                tuple(cast(list[Artifact], artifacts)),
+                tuple(cast(list[Execution], executions)),
                 tuple(events),
             )
-
-    def _load(self, conn: sa.Connection, kind: Kind, record_ids: Sequence[int]) -> list[Record]:
-        """Records by id, in the order given, with their properties; missing ids are skipped."""
-        table = schema.RECORD_TABLES[kind]
-        prop_table = schema.PROPERTY_TABLES[kind]
-        found_rows: dict[int, sa.Row[Any]] = {}
-        props: dict[int, tuple[dict[str, PropertyValue], dict[str, PropertyValue]]] = {}
-        for start in range(0, len(record_ids), _CHUNK):
-            chunk = list(record_ids[start : start + _CHUNK])
-            for row in conn.execute(sa.select(table).where(table.c.id.in_(chunk))).all():
-                found_rows[row.id] = row
-                props[row.id] = ({}, {})
-            self._read_properties(conn, kind, prop_table.c.owner_id.in_(chunk), props)
-        records: list[Record] = []
-        for record_id in record_ids:
-            found = found_rows.get(record_id)
-            if found is None:
-                continue
-            type_name = self._types.by_id(conn, kind, found.type_id).name
-            declared, custom = props[record_id]
-            records.append(rows.record(kind, found, type_name, declared, custom))
-        return records
 
     # ---- time series -------------------------------------------------------------------
 
