@@ -153,7 +153,10 @@ class Runner:
                     self._threads.shutdown(wait=False, cancel_futures=True)
         with _interrupts_deferred():
             self.recorder.finish(state, error)
-        outputs, _ = dag_outputs(root)
+        outputs, output_artifacts = dag_outputs(root)
+        for name, artifacts in output_artifacts.items():
+            # One artifact reads as itself, as kfp.local returns it; a collected list as a list.
+            outputs[name] = artifacts[0] if len(artifacts) == 1 else artifacts
         nodes = list(_walk(root))
         return PipelineRun(
             name=self.run_name,
