@@ -2,13 +2,14 @@
 
 Each pipeline runs with `kfp.local` (SubprocessRunner in this environment, the reference
 KFP ships) and with `ratchet.pipelines.run`. The tests compare the run's state, the pipeline
-outputs (values and types), which tasks failed, and task by task what every successful task
-produced: its component, output parameters, and each output artifact's metadata and file
-contents. kfp.local's task outputs are taken where its orchestrators hand them over
-(`task_executor.execute_single_task`); ratchet's come from its metadata store.
+outputs (parameters with their types, artifacts by metadata and file contents), which tasks
+failed, and task by task what every successful task produced: its component, output
+parameters, and each output artifact's metadata and file contents. kfp.local's task
+outputs are taken where its orchestrators hand them over (`task_executor.execute_single_task`);
+ratchet's come from its metadata store.
 
 kfp.local keeps its configuration in a module-level singleton, so each test initialises it
-with a pipeline root of its own and clears it afterwards. It takes ~0.5 s a task, so the
+with a pipeline root of its own and clears it afterwards. It takes 0.5-1 s a task, so the
 pipelines are small.
 """
 
@@ -33,6 +34,7 @@ from kfp.local.orchestrator import task_executor
 from ratchet import pipelines
 from ratchet.config import Config, load_config
 from ratchet.metadata import EventType, ExecutionState, MetadataStore
+from ratchet.pipelines.contract import ArtifactValue
 from ratchet.pipelines.recording import PIPELINE_RUN, TASK
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "pipelines"
@@ -53,6 +55,7 @@ class Outcome:
 
     state: str  # "SUCCEEDED" or "FAILED"
     outputs: dict[str, tuple[str, Any]]  # pipeline parameter outputs as (type name, value)
+    artifacts: str  # pipeline output artifacts: metadata and contents, canonical JSON
     tasks: list[str]  # every successful leaf task, canonical JSON, sorted
     failed: list[str]  # components of the leaf tasks that failed, sorted
 
@@ -79,6 +82,13 @@ def _numbers_as_floats(value: Any) -> Any:
     return float(value)
 
 
+def _artifacts(artifacts: Mapping[str, list[tuple[Mapping[str, Any], str]]]) -> dict[str, Any]:
+    return {
+        name: [{"metadata": dict(m), "contents": _contents(Path(uri))} for m, uri in values]
+        for name, values in artifacts.items()
+    }
+
+
 def _task_record(
     component: str,
     parameters: Mapping[str, Any],
@@ -87,16 +97,33 @@ def _task_record(
     record = {
         "component": component,
         "parameters": dict(parameters),
-        "artifacts": {
-            name: [{"metadata": dict(m), "contents": _contents(Path(uri))} for m, uri in values]
-            for name, values in artifacts.items()
-        },
+        "artifacts": _artifacts(artifacts),
     }
     return json.dumps(_numbers_as_floats(record), sort_keys=True)
 
 
+def _output_artifacts(outputs: Mapping[str, Any]) -> str:
+    """A run's output artifacts (objects with `uri` and `metadata`, one or a list) as JSON."""
+    found = {
+        name: [(a.metadata, a.uri) for a in (value if isinstance(value, list) else [value])]
+        for name, value in outputs.items()
+        if _is_artifacts(value)
+    }
+    return json.dumps(_numbers_as_floats(_artifacts(found)), sort_keys=True)
+
+
+def _is_artifacts(value: Any) -> bool:
+    first = value[0] if isinstance(value, list) and value else value
+    return isinstance(first, dsl.Artifact | ArtifactValue)
+
+
 def _typed(outputs: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
-    return {name: (type(value).__name__, value) for name, value in outputs.items()}
+    """Parameter outputs with their types; artifacts are compared by `_output_artifacts`."""
+    return {
+        name: (type(value).__name__, value)
+        for name, value in outputs.items()
+        if not _is_artifacts(value)
+    }
 
 
 # ---- kfp.local ----------------------------------------------------------------------------
@@ -142,7 +169,8 @@ def kfp_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
             tasks.append(_task_record(component, parameters, artifacts))
         return Outcome(
             state="FAILED" if failed else "SUCCEEDED",
-            outputs=_typed({k: v for k, v in task.outputs.items() if not _is_artifacts(v)}),
+            outputs=_typed(task.outputs),
+            artifacts=_output_artifacts(task.outputs),
             tasks=sorted(tasks),
             failed=sorted(failed),
         )
@@ -151,12 +179,6 @@ def kfp_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
         yield run
     finally:
         kfp_config.LocalExecutionConfig.instance = None
-
-
-def _is_artifacts(value: Any) -> bool:
-    return isinstance(value, dsl.Artifact) or (
-        isinstance(value, list) and bool(value) and isinstance(value[0], dsl.Artifact)
-    )
 
 
 # ---- ratchet ------------------------------------------------------------------------------
@@ -200,6 +222,7 @@ def run_ratchet(config: Config, pipeline: Any, **arguments: Any) -> Outcome:
     return Outcome(
         state=run.state,
         outputs=_typed(run.outputs),
+        artifacts=_output_artifacts(run.outputs),
         tasks=sorted(tasks),
         failed=sorted(failed),
     )
@@ -208,6 +231,7 @@ def run_ratchet(config: Config, pipeline: Any, **arguments: Any) -> Outcome:
 def assert_same(ours: Outcome, theirs: Outcome) -> None:
     assert ours.state == theirs.state
     assert ours.outputs == theirs.outputs
+    assert ours.artifacts == theirs.artifacts
     assert ours.failed == theirs.failed
     assert ours.tasks == theirs.tasks
 
@@ -318,7 +342,7 @@ def artifact_output_pipeline(text: str = "hello") -> Dataset:
     return write_text(text=text).outputs["data"]
 
 
-def test_a_pipeline_output_artifact_is_an_output(config: Config) -> None:
-    run = pipelines.run(artifact_output_pipeline, {"text": "out"}, config=config)
-    assert run.state == "SUCCEEDED", run.errors
-    assert set(run.outputs) == {"Output"}
+def test_a_pipeline_output_artifact(kfp_local: Callable[..., Outcome], config: Config) -> None:
+    theirs = kfp_local(artifact_output_pipeline, text="out")
+    assert json.loads(theirs.artifacts) == {"Output": [{"metadata": {}, "contents": "out"}]}
+    assert_same(run_ratchet(config, artifact_output_pipeline, text="out"), theirs)

@@ -153,3 +153,23 @@ def test_missing_packages_to_install_are_refused_at_submit(config: Config, tmp_p
 
     with pytest.raises(InvalidArgument, match=r"no-such-pkg==1\.0, not installed"):
         pipelines.run(needs_packages, config=config)
+
+
+def test_resume_reruns_only_what_did_not_complete(config: Config, tmp_path: Path) -> None:
+    marker = tmp_path / "attempts"
+    nested = example("nested").nested_pipeline
+    failed = pipelines.run(
+        nested, {"marker": str(marker), "failures": 5}, config=config, enable_caching=False
+    )
+    assert failed.state == "FAILED"
+    assert failed.tasks["flaky"] == TaskState.FAILED
+    assert marker.read_text() == "4"  # one try and three retries
+    resumed = pipelines.resume(failed.name, config=config)
+    assert resumed.state == "SUCCEEDED", resumed.errors
+    assert resumed.tasks["flaky"] == TaskState.COMPLETE
+    assert marker.read_text() == "6"
+    reused = {p: s for p, s in resumed.tasks.items() if p != "flaky" and "/" in p}
+    assert reused and set(reused.values()) == {TaskState.CACHED}
+    assert resumed.outputs == {"Output": 9.0}
+    with pytest.raises(NotFound):
+        pipelines.resume("no-such-run", config=config)

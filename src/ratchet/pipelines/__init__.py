@@ -13,6 +13,7 @@ what runs here is what a Kubeflow or Vertex AI cluster would run;
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def resume(
     max_workers: int | None = None,
     on_change: OnChange | None = None,
 ) -> PipelineRun:
-    """Run an earlier run again, re-using every task that completed (its outputs are cached)."""
+    """Run an earlier run again: tasks that completed in it are reused, the rest run."""
     config = config or load_config()
     with MetadataStore.from_config(config, create=False) as store:
         context = store.find_context(PIPELINE_RUN, run_name)
@@ -88,8 +89,6 @@ def resume(
             raise NotFound(f"pipeline run {run_name!r} has no stored spec to resume from")
         spec_sha = specs[0].sha256
         arguments = context.properties.get("arguments", {})
-    import json
-
     with ArtifactStore.from_config(config).open(spec_sha) as f:
         spec = load(json.loads(f.read()))
     if not isinstance(arguments, dict):
@@ -98,7 +97,8 @@ def resume(
         spec,
         arguments,
         config=config,
-        enable_caching=True,
+        # Only what completed in the resumed run is reused; everything else runs again.
+        enable_caching=False,
         max_workers=max_workers,
         on_change=on_change,
         resumed_from=run_name,
@@ -133,5 +133,6 @@ def _execute(
             enable_caching=enable_caching,
             max_workers=max_workers,
             on_change=on_change,
+            resume_from=resumed_from,
         )
         return runner.run()

@@ -74,6 +74,7 @@ RECORD_TYPES = (
             "task": PropertyType.STRING,
             "component": PropertyType.STRING,
             "cache_key": PropertyType.STRING,
+            "task_key": PropertyType.STRING,
             "log_uri": PropertyType.STRING,
             "run": PropertyType.STRING,
             "error": PropertyType.STRING,
@@ -206,6 +207,7 @@ class RunRecorder:
         outputs: Mapping[str, Sequence[ArtifactValue]],
         output_parameters: Mapping[str, Any],
         key: str | None = None,
+        cacheable: bool = False,
         log_uri: str | None = None,
         error: str | None = None,
         uses_pipeline_parameters: bool = False,
@@ -237,8 +239,19 @@ class RunRecorder:
                     custom_properties={"metadata": dict(value.metadata), "name": value.name},
                 )
         properties = {"task": path, "component": component_name, "run": self.run_name}
+        # Every task keeps its key (resume finds what completed by it); only cacheable
+        # tasks offer it as a cache key to later runs.
         properties.update(
-            {k: v for k, v in (("cache_key", key), ("log_uri", log_uri), ("error", error)) if v}
+            {
+                k: v
+                for k, v in (
+                    ("task_key", key),
+                    ("cache_key", key if cacheable else None),
+                    ("log_uri", log_uri),
+                    ("error", error),
+                )
+                if v
+            }
         )
         execution = Execution(
             TASK,
@@ -269,15 +282,31 @@ class RunRecorder:
             props["error"] = error[:2000]
         self.store.set_properties(Kind.CONTEXT, self.context.id, properties=props)
 
-    def lookup(self, key: str) -> tuple[dict[str, Any], dict[str, list[ArtifactValue]]] | None:
-        """The outputs of a completed execution with this cache key, if its files are intact."""
-        found = self.store.find_executions(
-            type=TASK,
-            properties={"cache_key": key},
-            state=ExecutionState.COMPLETE.value,
-            newest_first=True,
-            limit=1,
-        )
+    def lookup(
+        self, key: str, *, run: str | None = None
+    ) -> tuple[dict[str, Any], dict[str, list[ArtifactValue]]] | None:
+        """Outputs recorded under `key`, if their files are intact.
+
+        Without `run`: a COMPLETE execution offering it as a cache key. With `run`: the
+        execution of that run with this task key that completed or was cached.
+        """
+        if run is None:
+            found = self.store.find_executions(
+                type=TASK,
+                properties={"cache_key": key},
+                state=ExecutionState.COMPLETE.value,
+                newest_first=True,
+                limit=1,
+            )
+        else:
+            done = (ExecutionState.COMPLETE, ExecutionState.CACHED)
+            found = [
+                e
+                for e in self.store.find_executions(
+                    type=TASK, properties={"task_key": key, "run": run}
+                )
+                if e.state in done
+            ]
         if not found or found[0].id is None:
             return None
         execution = found[0]

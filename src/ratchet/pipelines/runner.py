@@ -65,6 +65,7 @@ class _Attempt:
 
     call: TaskCall
     key: str | None
+    cacheable: bool
     started: float
     uses_pipeline_parameters: bool
 
@@ -106,8 +107,10 @@ class Runner:
         enable_caching: bool = True,
         max_workers: int | None = None,
         on_change: OnChange | None = None,
+        resume_from: str | None = None,
     ) -> None:
         self.spec = spec
+        self.resume_from = resume_from
         self.recorder = recorder
         self.arguments = dict(arguments)
         self.work_dir = work_dir
@@ -227,21 +230,21 @@ class Runner:
                 for e in executor_spec.get("container", {}).get("env", [])
             },
         )
-        key = None
-        if self.enable_caching and node.spec.get("cachingOptions", {}).get("enableCache"):
-            key = cache_key(
-                node.component,
-                executor_spec,
-                parameters,
-                artifacts,
-                self.recorder.artifact_hashes,
-            )
+        key = cache_key(
+            node.component, executor_spec, parameters, artifacts, self.recorder.artifact_hashes
+        )
+        cacheable = self.enable_caching and bool(
+            node.spec.get("cachingOptions", {}).get("enableCache")
+        )
         uses_parameters = any(
             "componentInputParameter" in b
             for b in node.spec.get("inputs", {}).get("parameters", {}).values()
         )
-        self._attempts[node] = _Attempt(call, key, time.time(), uses_parameters)
-        hit = self.recorder.lookup(key) if key is not None else None
+        self._attempts[node] = _Attempt(call, key, cacheable, time.time(), uses_parameters)
+        hit = self.recorder.lookup(key) if cacheable else None
+        if hit is None and self.resume_from is not None:
+            # What completed in the run being resumed is reused even with caching off.
+            hit = self.recorder.lookup(key, run=self.resume_from)
         if hit is not None:
             node.parameters, node.artifacts = hit
             self._record(node, TaskState.CACHED)
@@ -350,6 +353,7 @@ class Runner:
         self._attempts[node] = _Attempt(
             TaskCall(node.path, node.component, {"importer": spec}, parameters, {}, ""),
             None,
+            False,
             time.time(),
             False,
         )
@@ -383,6 +387,7 @@ class Runner:
             outputs=node.artifacts,
             output_parameters=node.parameters,
             key=attempt.key,
+            cacheable=attempt.cacheable,
             log_uri=log_uri,
             error=node.error,
             uses_pipeline_parameters=attempt.uses_pipeline_parameters,
