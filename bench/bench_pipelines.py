@@ -23,24 +23,21 @@ warm-up pipeline first, so imports are not counted; ratchet timings are the medi
 
 # No `from __future__ import annotations`: kfp reads the annotations of the components.
 import argparse
-import json
 import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import harness
 from kfp import dsl
 
 ENV = {"DO_NOT_TRACK": "1"}
-RESULT_PREFIX = "RESULT "
 
 
 @dataclass(frozen=True)
@@ -113,11 +110,6 @@ def diamond_pipeline(seconds: float = 1.0) -> int:
 # ---- running them ---------------------------------------------------------------------
 
 
-def _check(what: str, got: object, expected: object) -> None:
-    if got != expected:
-        raise RuntimeError(f"{what}: got {got!r}, expected {expected!r}")
-
-
 def _timed(runs: int, once: Callable[[], None]) -> float:
     times = []
     for _ in range(runs):
@@ -139,7 +131,7 @@ class Ratchet:
         from ratchet import pipelines
 
         run = pipelines.run(pipeline, arguments, config=self.config, enable_caching=cache)
-        _check(f"state of {pipeline.name}", run.state, "SUCCEEDED")
+        harness.check(f"state of {pipeline.name}", run.state, "SUCCEEDED")
         return run
 
     def output(self, pipeline: Any, arguments: dict[str, Any]) -> Any:
@@ -168,7 +160,7 @@ System = Ratchet | KfpLocal
 
 def _system(name: str, tmp: Path) -> System:
     system: System = Ratchet(tmp) if name == "ratchet" else KfpLocal(tmp)
-    _check("warm-up output", system.output(chain_pipeline(1), {}), 1)
+    harness.check("warm-up output", system.output(chain_pipeline(1), {}), 1)
     return system
 
 
@@ -181,7 +173,7 @@ def overhead(system_name: str, sizes: Sizes, tmp: Path) -> list[Row]:
         pipeline = chain_pipeline(tasks)
 
         def once(pipeline: Any = pipeline, tasks: int = tasks) -> None:
-            _check(f"chain of {tasks}", system.output(pipeline, {}), tasks)
+            harness.check(f"chain of {tasks}", system.output(pipeline, {}), tasks)
 
         rows.append(Row("overhead", system.name, tasks, _timed(runs, once), "chain, no cache"))
     return rows
@@ -201,9 +193,9 @@ def cached(system_name: str, sizes: Sizes, tmp: Path) -> list[Row]:
     second = ratchet.run(fan_out_pipeline, arguments, cache=True)
     second_seconds = time.perf_counter() - started
     leaves = [p for p in second.tasks if p.endswith("/add-one")]
-    _check("tasks", len(leaves), sizes.fan_out)
-    _check("first run", {first.tasks[p] for p in leaves}, {TaskState.COMPLETE})
-    _check("second run", {second.tasks[p] for p in leaves}, {TaskState.CACHED})
+    harness.check("tasks", len(leaves), sizes.fan_out)
+    harness.check("first run", {first.tasks[p] for p in leaves}, {TaskState.COMPLETE})
+    harness.check("second run", {second.tasks[p] for p in leaves}, {TaskState.CACHED})
     return [
         Row("cached", "ratchet", sizes.fan_out, first_seconds, "ParallelFor, first run"),
         Row("cached", "ratchet", sizes.fan_out, second_seconds, "same, re-run: all cached"),
@@ -216,7 +208,7 @@ def diamond(system_name: str, sizes: Sizes, tmp: Path) -> list[Row]:
     arguments = {"seconds": sizes.nap_seconds}
 
     def once() -> None:
-        _check("diamond", system.output(diamond_pipeline, arguments), 2)
+        harness.check("diamond", system.output(diamond_pipeline, arguments), 2)
 
     note = f"a -> (b, c) -> d; b, c sleep {sizes.nap_seconds:g} s"
     return [Row("diamond", system.name, 4, _timed(runs, once), note)]
@@ -238,27 +230,13 @@ GOAL_DIAMOND_SECONDS = 1.5  # "~1 s": b and c overlap
 def run_case(name: str, quick: bool) -> list[Row]:
     sizes = QUICK if quick else Sizes()
     function, system = CASES[name]
-    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
-        os.chdir(tmp)  # no ratchet.toml or git repository from elsewhere
-        return function(system, sizes, Path(tmp))
+    return harness.in_fresh_folder(name, lambda tmp: function(system, sizes, tmp))
 
 
 def spawn_case(name: str, quick: bool) -> list[Row]:
-    """Run one case in a fresh interpreter and read back its result line."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RATCHET_")}
-    env.update(ENV)
-    command = [sys.executable, str(Path(__file__).resolve()), "--case", name, "--json"]
-    done = subprocess.run(
-        command + (["--quick"] if quick else []),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"case {name} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    line = [x for x in done.stdout.splitlines() if x.startswith(RESULT_PREFIX)][-1]
-    return [Row(**row) for row in json.loads(line.removeprefix(RESULT_PREFIX))]
+    """Run one case in a fresh interpreter and read back its rows."""
+    rows = harness.spawn(__file__, name, quick=quick, env=ENV, clear_prefixes=("RATCHET_",))
+    return [Row(**row) for row in rows]
 
 
 # ---- report ---------------------------------------------------------------------------
@@ -385,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(ENV)
         rows = run_case(args.case, args.quick)
         if args.json:
-            print(RESULT_PREFIX + json.dumps([asdict(r) for r in rows]), flush=True)
+            harness.emit([asdict(r) for r in rows])
         else:
             print(rows)
         return 0

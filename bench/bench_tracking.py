@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import os
 import platform
 import re
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -34,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
 
 METRICS = [f"m{k}" for k in range(10)]
@@ -119,11 +117,6 @@ def measured() -> Iterator[Measurement]:
         result.rss_mb = (peak - before) / 1024
 
 
-def _check(what: str, got: object, expected: object) -> None:
-    if got != expected:
-        raise RuntimeError(f"{what}: stored {got!r}, expected {expected!r}")
-
-
 # ---- ratchet --------------------------------------------------------------------------
 
 
@@ -147,7 +140,7 @@ def ratchet_single_series(sizes: Sizes, tmp: Path) -> Result:
         for step, value in enumerate(values):
             run.log_time_series_metrics({"loss": value}, step=step)
         tracking.end_run()
-    _check("points", _stored_points(run), sizes.single_calls)
+    harness.check("points", _stored_points(run), sizes.single_calls)
     return Result(sizes.single_calls, "points", m.seconds, m.rss_mb, "log_time_series_metrics")
 
 
@@ -160,7 +153,7 @@ def ratchet_single_summary(sizes: Sizes, tmp: Path) -> Result:
         for value in values:
             run.log_metrics({"m": value})
         tracking.end_run()
-    _check("summary", run.get_metrics(), {"m": values[-1]})
+    harness.check("summary", run.get_metrics(), {"m": values[-1]})
     return Result(sizes.single_calls, "points", m.seconds, m.rss_mb, "log_metrics")
 
 
@@ -179,7 +172,7 @@ def ratchet_batch_arrays(sizes: Sizes, tmp: Path) -> Result:
             )
         tracking.end_run()
     points = sizes.batch_steps * len(METRICS)
-    _check("points", _stored_points(run), points)
+    harness.check("points", _stored_points(run), points)
     note = f"log_time_series_batch, {chunk} steps x 10 metrics per call"
     return Result(points, "points", m.seconds, m.rss_mb, note)
 
@@ -194,7 +187,7 @@ def ratchet_batch_dict(sizes: Sizes, tmp: Path) -> Result:
             run.log_time_series_metrics(dict(zip(METRICS, row, strict=True)), step=step)
         tracking.end_run()
     points = sizes.dict_steps * len(METRICS)
-    _check("points", _stored_points(run), points)
+    harness.check("points", _stored_points(run), points)
     return Result(points, "points", m.seconds, m.rss_mb, "log_time_series_metrics, 10 per call")
 
 
@@ -236,7 +229,7 @@ def _ratchet_df(runs: int, tmp: Path) -> Result:
     populated = time.perf_counter() - started
     with measured() as m:
         frame = tracking.get_experiment_df()
-    _check("frame shape", frame.shape, (runs, 3 + len(PARAMS) + len(METRICS)))
+    harness.check("frame shape", frame.shape, (runs, 3 + len(PARAMS) + len(METRICS)))
     note = f"get_experiment_df; populated via MetadataStore in {populated:.0f} s"
     return Result(runs, "runs", m.seconds, m.rss_mb, note)
 
@@ -280,7 +273,7 @@ def raw_batch(sizes: Sizes, tmp: Path) -> Result:
             conn.executemany(insert, rows)
             conn.execute("COMMIT")
     points = sizes.batch_steps * len(METRICS)
-    _check("rows", conn.execute("SELECT count(*) FROM points").fetchone()[0], points)
+    harness.check("rows", conn.execute("SELECT count(*) FROM points").fetchone()[0], points)
     conn.close()
     note = f"executemany + commit per {chunk * len(METRICS)} rows, WAL, synchronous=NORMAL"
     return Result(points, "points", m.seconds, m.rss_mb, note)
@@ -310,7 +303,7 @@ def mlflow_single(sizes: Sizes, tmp: Path) -> Result:
             mlflow.log_metric("loss", value, step=step)
         mlflow.end_run()
     history = mlflow.MlflowClient().get_metric_history(run_id, "loss")
-    _check("points", len(history), sizes.mlflow_single_calls)
+    harness.check("points", len(history), sizes.mlflow_single_calls)
     return Result(sizes.mlflow_single_calls, "points", m.seconds, m.rss_mb, "mlflow.log_metric")
 
 
@@ -338,7 +331,7 @@ def mlflow_batch(sizes: Sizes, tmp: Path) -> Result:
         client.set_terminated(run_id)
     points = sizes.mlflow_batch_steps * len(METRICS)
     stored = sum(len(client.get_metric_history(run_id, name)) for name in METRICS)
-    _check("points", stored, points)
+    harness.check("points", stored, points)
     return Result(points, "points", m.seconds, m.rss_mb, "MlflowClient.log_batch of 1000")
 
 
@@ -364,7 +357,7 @@ def mlflow_df(sizes: Sizes, tmp: Path) -> Result:
     populated = time.perf_counter() - started
     with measured() as m:
         frame = mlflow.search_runs(experiment_ids=[experiment_id])
-    _check("frame rows", len(frame), runs)
+    harness.check("frame rows", len(frame), runs)
     note = f"mlflow.search_runs; populated via MlflowClient in {populated:.0f} s"
     if runs < sizes.runs:
         rate = runs / populated
@@ -394,27 +387,15 @@ GOAL_DF_SECONDS = 1.0
 
 def run_case(name: str, quick: bool) -> Result:
     sizes = QUICK if quick else Sizes()
-    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
-        os.chdir(tmp)  # no ratchet.toml or mlruns folder from elsewhere
-        return CASES[name].run(sizes, Path(tmp))
+    return harness.in_fresh_folder(name, lambda tmp: CASES[name].run(sizes, tmp))
 
 
 def spawn_case(name: str, quick: bool) -> Result:
-    """Run one case in a fresh interpreter and read back its JSON line."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RATCHET_", "MLFLOW_"))}
-    env.update(ENV)
-    command = [sys.executable, str(Path(__file__).resolve()), "--case", name, "--json"]
-    done = subprocess.run(
-        command + (["--quick"] if quick else []),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    """Run one case in a fresh interpreter and read back its result."""
+    found = harness.spawn(
+        __file__, name, quick=quick, env=ENV, clear_prefixes=("RATCHET_", "MLFLOW_")
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"case {name} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
-    return Result(**json.loads(line))
+    return Result(**found)
 
 
 def _rate(result: Result) -> float:
@@ -498,7 +479,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.case:
         os.environ.update(ENV)
         result = run_case(args.case, args.quick)
-        print(json.dumps(asdict(result)) if args.json else result)
+        if args.json:
+            harness.emit(asdict(result))
+        else:
+            print(result)
         return 0
     results = {}
     for name, case in CASES.items():

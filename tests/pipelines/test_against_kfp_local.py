@@ -14,14 +14,11 @@ pipelines are small.
 """
 
 # No `from __future__ import annotations`: kfp reads the annotations of the component below.
-import importlib.util
 import itertools
 import json
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -30,23 +27,13 @@ from kfp.dsl import Dataset, Output
 from kfp.local import config as kfp_config
 from kfp.local import status as kfp_status
 from kfp.local.orchestrator import task_executor
+from pipeline_examples import example
 
 from ratchet import pipelines
 from ratchet.config import Config, load_config
 from ratchet.metadata import EventType, ExecutionState, MetadataStore
 from ratchet.pipelines.contract import ArtifactValue
 from ratchet.pipelines.recording import PIPELINE_RUN, TASK
-
-EXAMPLES = Path(__file__).parents[2] / "examples" / "pipelines"
-
-
-def example(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_examples import EXAMPLES
 
 from ratchet import pipelines
 from ratchet.pipelines.spec import find_pipelines
 
-EXAMPLES = Path(__file__).parents[2] / "examples" / "pipelines"
 SHIPPED = [
     (source, name) for source in sorted(EXAMPLES.glob("*.py")) for name in find_pipelines(source)
 ]

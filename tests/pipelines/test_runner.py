@@ -3,12 +3,10 @@
 No `from __future__ import annotations` here: kfp reads component annotations as types.
 """
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from pipeline_examples import EXAMPLES, example
 
 from ratchet import pipelines
 from ratchet.config import Config, load_config
@@ -16,17 +14,6 @@ from ratchet.errors import InvalidArgument, NotFound
 from ratchet.metadata import MetadataStore
 from ratchet.pipelines import TaskState
 from ratchet.pipelines.recording import PIPELINE_RUN, TASK
-
-EXAMPLES = Path(__file__).parents[2] / "examples" / "pipelines"
-
-
-def example(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
