@@ -30,10 +30,11 @@ from typing import Any, TypeAlias
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 
-from ratchet.data.chunks import Chunk, Raw, convert, first_line, rebatch, target_schema
+from ratchet.data.chunks import CSV_NULLS, Chunk, Raw, convert, first_line, rebatch, target_schema
 from ratchet.data.queries import arrow_table, duckdb_raw, memory_raw, sql_name, sql_raw
 from ratchet.errors import InvalidArgument, NotFound
 
@@ -300,11 +301,44 @@ def _csv_raw(files: list[Path]) -> Raw:
             head = head[: head.rfind(b"\n") + 1] or head
         with pacsv.open_csv(pa.BufferReader(head), parse_options=parse) as reader:
             schema = reader.schema
+        text = pacsv.read_csv(
+            pa.BufferReader(head),
+            parse_options=parse,
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(schema.names, pa.string())
+            ),
+        )
     except (pa.ArrowInvalid, OSError) as e:
         raise InvalidArgument(f"cannot read {files[0]}: {first_line(e)}") from e
+    schema = pa.schema(
+        (f.name, _mostly_numeric(text.column(f.name)) or f.type)
+        if pa.types.is_string(f.type)
+        else f
+        for f in schema
+    )
     raw = Raw(schema=schema, chunks=iter(()), csv_text=True)
     raw.chunks = _csv_chunks(files, schema.names, raw.invalid)
     return raw
+
+
+_INT = r"^\s*[-+]?\d+\s*$"
+_FLOAT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(nan|inf|NaN|Inf)\s*$"
+#: A text column is numeric when this share of its first block's values are numbers:
+#: then a stray bad value is quarantined rather than turning the whole column to text.
+MOSTLY = 0.99
+
+
+def _mostly_numeric(column: pa.ChunkedArray) -> pa.DataType | None:
+    values = column.combine_chunks()
+    values = values.filter(pc.invert(pc.is_in(values, value_set=CSV_NULLS)))
+    values = values.drop_null()
+    if len(values) == 0:
+        return None
+    for pattern, kind in ((_INT, pa.int64()), (_FLOAT, pa.float64())):
+        matches = pc.sum(pc.match_substring_regex(values, pattern)).as_py() or 0
+        if matches / len(values) >= MOSTLY:
+            return kind
+    return None
 
 
 def _csv_parse(path: Path, handler: Callable[[Any], str]) -> Any:

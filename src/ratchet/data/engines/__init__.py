@@ -1,0 +1,1 @@
+"""Engines run the data pipeline's pure steps over shards: `local` (default) and, later, Beam."""
