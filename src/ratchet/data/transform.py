@@ -124,14 +124,13 @@ def _apply_one(spec: FeatureTransform, column: pa.Array) -> pa.Array:
             return pa.array(ids.astype(np.int32))
         vocabulary = pa.array(p["vocabulary"], pa.string())
         found = pc.index_in(column.cast(pa.string()), value_set=vocabulary)
-        oov = len(p["vocabulary"]) + (column_hash(column) % np.uint64(p["oov_buckets"])).astype(
-            np.int64
-        )
-        ids = np.where(
-            found.is_null().to_numpy(zero_copy_only=False),
-            oov,
-            pc.fill_null(found, 0).to_numpy(zero_copy_only=False),
-        )
+        unknown = found.is_null().to_numpy(zero_copy_only=False)
+        ids = pc.fill_null(found, len(p["vocabulary"])).to_numpy(zero_copy_only=False)
+        ids = ids.astype(np.int64)
+        if p["oov_buckets"] > 1 and unknown.any():
+            # Only unknown values are hashed, into one of the out-of-vocabulary buckets.
+            spread = column_hash(column.filter(pa.array(unknown))) % np.uint64(p["oov_buckets"])
+            ids[unknown] += spread.astype(np.int64)
         return pa.array(ids.astype(np.int32))
     try:
         values = column.cast(pa.float64())

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from ratchet.data.export import ShardWriter
@@ -26,6 +28,12 @@ from ratchet.data.split import DEFAULT_RATIOS, SPLITS, check_ratios, hash_split
 from ratchet.data.stats import DatasetStatistics, StatsAccumulator
 from ratchet.data.transform import Transform, fit_transform
 from ratchet.errors import InvalidArgument, NotFound
+
+#: Rows per batch: large enough for Arrow's kernels to run at full speed, small enough
+#: to keep memory bounded (a few tens of MB for a 20-column table).
+BATCH_ROWS = 262_144
+#: Top values kept per categorical feature: the vocabulary a transform can learn.
+TOP_K = 1000
 
 
 @dataclass(frozen=True)
@@ -57,18 +65,25 @@ def prepare_dataset(
     split_ratios = check_ratios(ratios)
     if len(split_ratios) != len(SPLITS):
         raise InvalidArgument(f"give {len(SPLITS)} ratios (train, validation, test)")
-    reader = open_source(source, errors_path=folder / "errors", error_budget=error_budget)
+    reader = open_source(
+        source, errors_path=folder / "errors", error_budget=error_budget, batch_rows=BATCH_ROWS
+    )
     if label not in reader.schema.names:
         raise NotFound(
             f"label column {label!r} is not in the data ({', '.join(reader.schema.names)})"
         )
-    everything = StatsAccumulator.create(label=label)
-    training = StatsAccumulator.create(label=label, top_k=1000)
+    # One accumulator per split, each row added once; all rows' statistics are their merge.
+    per_split = [StatsAccumulator.create(label=label, top_k=TOP_K) for _ in SPLITS]
+    assignments: list[npt.NDArray[np.int8]] = []  # the second pass reuses the first's split
     for batch in reader.batches():
-        everything.add(batch)
-        train = hash_split(batch, key=key, ratios=split_ratios) == 0
-        training.add(batch.filter(pa.array(train)))
-    statistics, train_statistics = everything.finish(), training.finish()
+        index = hash_split(batch, key=key, ratios=split_ratios)
+        assignments.append(index)
+        for position, accumulator in enumerate(per_split):
+            accumulator.add(batch.filter(pa.array(index == position)))
+    everything = StatsAccumulator.create(label=label, top_k=TOP_K)
+    for accumulator in per_split:
+        everything.merge(accumulator)
+    statistics, train_statistics = everything.finish(), per_split[0].finish()
     if statistics.rows == 0:
         raise InvalidArgument("the source has no rows")
     schema = infer_schema(statistics)
@@ -76,8 +91,7 @@ def prepare_dataset(
 
     writers = {name: ShardWriter(folder / name, shard_rows=shard_rows) for name in SPLITS}
     raw_test = ShardWriter(folder / "raw_test", shard_rows=shard_rows)
-    for batch in reader.batches():
-        index = hash_split(batch, key=key, ratios=split_ratios)
+    for batch, index in zip(reader.batches(), assignments, strict=True):
         for position, name in enumerate(SPLITS):
             chosen = batch.filter(pa.array(index == position))
             transformed = transform.apply(chosen)
