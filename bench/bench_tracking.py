@@ -17,7 +17,6 @@ section (the high-water mark is reset there through /proc/self/clear_refs on Lin
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import platform
@@ -25,8 +24,7 @@ import re
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -85,38 +83,6 @@ class Result:
 # ---- measuring ------------------------------------------------------------------------
 
 
-def _status_kb(field: str) -> int | None:
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    found = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
-    return int(found.group(1)) if found else None
-
-
-@dataclass
-class Measurement:
-    seconds: float = 0.0
-    rss_mb: float | None = None
-
-
-@contextmanager
-def measured() -> Iterator[Measurement]:
-    """Time the block and record how far peak RSS rose above the RSS at its start."""
-    gc.collect()
-    # Resets VmHWM to the current RSS; without it an earlier peak may show, an upper bound.
-    with suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-    before = _status_kb("VmRSS")
-    result = Measurement()
-    start = time.perf_counter()
-    yield result
-    result.seconds = time.perf_counter() - start
-    peak = _status_kb("VmHWM")
-    if before is not None and peak is not None:
-        result.rss_mb = (peak - before) / 1024
-
-
 # ---- ratchet --------------------------------------------------------------------------
 
 
@@ -136,7 +102,7 @@ def ratchet_single_series(sizes: Sizes, tmp: Path) -> Result:
 
     run = _ratchet_run(tmp / "home")
     values = np.random.default_rng(0).random(sizes.single_calls).tolist()
-    with measured() as m:
+    with harness.measured() as m:
         for step, value in enumerate(values):
             run.log_time_series_metrics({"loss": value}, step=step)
         tracking.end_run()
@@ -149,7 +115,7 @@ def ratchet_single_summary(sizes: Sizes, tmp: Path) -> Result:
 
     run = _ratchet_run(tmp / "home")
     values = np.random.default_rng(0).random(sizes.single_calls).tolist()
-    with measured() as m:
+    with harness.measured() as m:
         for value in values:
             run.log_metrics({"m": value})
         tracking.end_run()
@@ -164,7 +130,7 @@ def ratchet_batch_arrays(sizes: Sizes, tmp: Path) -> Result:
     steps = np.arange(sizes.batch_steps)
     values = np.random.default_rng(0).random((len(METRICS), sizes.batch_steps))
     chunk = sizes.batch_chunk
-    with measured() as m:
+    with harness.measured() as m:
         for start in range(0, sizes.batch_steps, chunk):
             run.log_time_series_batch(
                 {name: values[k, start : start + chunk] for k, name in enumerate(METRICS)},
@@ -182,7 +148,7 @@ def ratchet_batch_dict(sizes: Sizes, tmp: Path) -> Result:
 
     run = _ratchet_run(tmp / "home")
     rows = np.random.default_rng(0).random((sizes.dict_steps, len(METRICS))).tolist()
-    with measured() as m:
+    with harness.measured() as m:
         for step, row in enumerate(rows):
             run.log_time_series_metrics(dict(zip(METRICS, row, strict=True)), step=step)
         tracking.end_run()
@@ -227,7 +193,7 @@ def _ratchet_df(runs: int, tmp: Path) -> Result:
     started = time.perf_counter()
     _populate_ratchet(tracker, runs)
     populated = time.perf_counter() - started
-    with measured() as m:
+    with harness.measured() as m:
         frame = tracking.get_experiment_df()
     harness.check("frame shape", frame.shape, (runs, 3 + len(PARAMS) + len(METRICS)))
     note = f"get_experiment_df; populated via MetadataStore in {populated:.0f} s"
@@ -258,7 +224,7 @@ def raw_batch(sizes: Sizes, tmp: Path) -> Result:
     values = np.random.default_rng(0).random((len(METRICS), sizes.batch_steps))
     chunk = sizes.batch_chunk
     insert = "INSERT INTO points VALUES (?, ?, ?, ?, ?)"
-    with measured() as m:
+    with harness.measured() as m:
         for start in range(0, sizes.batch_steps, chunk):
             now = time.time()
             chunk_steps = steps[start : start + chunk].tolist()
@@ -298,7 +264,7 @@ def mlflow_single(sizes: Sizes, tmp: Path) -> Result:
     mlflow, _ = _mlflow(tmp)
     run_id = mlflow.start_run().info.run_id
     values = np.random.default_rng(0).random(sizes.mlflow_single_calls).tolist()
-    with measured() as m:
+    with harness.measured() as m:
         for step, value in enumerate(values):
             mlflow.log_metric("loss", value, step=step)
         mlflow.end_run()
@@ -316,7 +282,7 @@ def mlflow_batch(sizes: Sizes, tmp: Path) -> Result:
     steps = np.arange(sizes.mlflow_batch_steps)
     values = np.random.default_rng(0).random((len(METRICS), sizes.mlflow_batch_steps))
     chunk = 1000 // len(METRICS)  # log_batch takes at most 1000 metrics
-    with measured() as m:
+    with harness.measured() as m:
         for start in range(0, sizes.mlflow_batch_steps, chunk):
             now = int(time.time() * 1000)
             chunk_steps = steps[start : start + chunk].tolist()
@@ -355,7 +321,7 @@ def mlflow_df(sizes: Sizes, tmp: Path) -> Result:
         client.set_terminated(run_id)
         runs += 1
     populated = time.perf_counter() - started
-    with measured() as m:
+    with harness.measured() as m:
         frame = mlflow.search_runs(experiment_ids=[experiment_id])
     harness.check("frame rows", len(frame), runs)
     note = f"mlflow.search_runs; populated via MlflowClient in {populated:.0f} s"

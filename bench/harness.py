@@ -7,12 +7,17 @@ line, which the parent reads back.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,13 +44,14 @@ def spawn(
     quick: bool,
     env: Mapping[str, str],
     clear_prefixes: tuple[str, ...],
+    extra: Sequence[str] = (),
 ) -> Any:
     """Run `script --case NAME --json` in a fresh interpreter; return the case's result."""
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(clear_prefixes)}
     child_env.update(env)
     command = [sys.executable, str(Path(script).resolve()), "--case", name, "--json"]
     done = subprocess.run(
-        command + (["--quick"] if quick else []),
+        command + list(extra) + (["--quick"] if quick else []),
         env=child_env,
         capture_output=True,
         text=True,
@@ -61,3 +67,35 @@ def check(what: str, got: object, expected: object) -> None:
     """Refuse a figure measured on wrong results."""
     if got != expected:
         raise RuntimeError(f"{what}: got {got!r}, expected {expected!r}")
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    found = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+@dataclass
+class Measurement:
+    seconds: float = 0.0
+    rss_mb: float | None = None
+
+
+@contextmanager
+def measured() -> Iterator[Measurement]:
+    """Time the block and record how far peak RSS rose above the RSS at its start."""
+    gc.collect()
+    # Resets VmHWM to the current RSS; without it an earlier peak may show, an upper bound.
+    with suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kb("VmRSS")
+    result = Measurement()
+    start = time.perf_counter()
+    yield result
+    result.seconds = time.perf_counter() - start
+    peak = _status_kb("VmHWM")
+    if before is not None and peak is not None:
+        result.rss_mb = (peak - before) / 1024

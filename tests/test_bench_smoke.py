@@ -12,6 +12,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_tracking.py"
 PIPELINES_BENCH = BENCH.parent / "bench_pipelines.py"
+DATA_BENCH = BENCH.parent / "bench_data.py"
 
 
 def test_quick_benchmark_prints_the_ratchet_rows(tmp_path: Path) -> None:
@@ -48,3 +49,19 @@ def test_quick_pipeline_benchmark_prints_the_ratchet_rows(tmp_path: Path) -> Non
     rows = {(row[0].strip(), row[1].strip()) for row in cells[1:]}
     assert rows == {("overhead", "ratchet"), ("cached", "ratchet"), ("diamond", "ratchet")}
     assert out.read_text() == done.stdout
+
+
+def test_quick_data_benchmark_prints_the_ratchet_rows(tmp_path: Path) -> None:
+    out = tmp_path / "bench.md"
+    done = subprocess.run(
+        [sys.executable, str(DATA_BENCH), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    cells = [line.strip("|").split("|") for line in done.stdout.splitlines() if line[:2] == "| "]
+    rows = {(row[0].strip(), row[1].strip()) for row in cells[1:]}
+    assert rows == {("pipeline", "ratchet local"), ("stats", "ratchet"), ("csv-stream", "ratchet")}
+    assert out.read_text().strip() == done.stdout.strip()

@@ -2,7 +2,7 @@
 
 Owns the root options (where the stores are), the mapping from ratchet's errors
 to exit codes, and the registration of the command groups, which live in the
-sibling modules (`records`, `store`, `demo`). Results go to stdout, errors and
+sibling modules (`records`, `store`, `pipeline`, `data`, `demo`). Results go to stdout, errors and
 logs to stderr; no user mistake ever shows a traceback.
 """
 
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from ratchet.cli import demo, pipeline, records, store
+from ratchet.cli import data, demo, pipeline, records, store
 from ratchet.cli.output import error_console
 from ratchet.config import load_config
 from ratchet.errors import (
@@ -65,6 +65,7 @@ def root(
 records.register(app)
 app.add_typer(store.app, name="store")
 app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(data.app, name="data")
 app.command("demo")(demo.demo)
 
 

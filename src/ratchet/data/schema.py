@@ -113,8 +113,10 @@ def infer_schema(stats: DatasetStatistics, *, max_domain: int = MAX_DOMAIN) -> S
     """A schema that the data the statistics describe satisfies."""
     specs = []
     for feature in stats.features:
-        if feature.type == "null":
-            raise InvalidArgument(f"column {feature.name!r} has no values at all")
+        if feature.type == "null" or feature.count == 0:
+            raise InvalidArgument(
+                f"column {feature.name!r} has no values at all; drop it or fill it"
+            )
         rows = feature.count + feature.missing
         ratio = feature.missing / rows if rows else 0.0
         if feature.numeric is not None:
