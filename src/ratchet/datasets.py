@@ -1,7 +1,10 @@
-"""Recording data results in the metadata store: statistics and drift reports, with lineage.
+"""Recording data results in the metadata store: statistics, drift reports, dataset versions.
 
 Owns the record types of the data pipeline's results ("DatasetStatistics" and
-"DriftReport" artifacts, "ComputeStatistics" and "DetectDrift" executions), the
+"DriftReport" artifacts, "ComputeStatistics" and "DetectDrift" executions; the
+dataset registry: "Dataset" versions identified by the content hash of their folder,
+produced by a "PrepareDataset" execution from a "DataSource" together with their
+statistics, schema and transform), the
 writing of their JSON to the artifact store, and reading recorded statistics
 back. The computations live in `ratchet.data`, which never touches the stores;
 the commands that call this module live in `ratchet.cli.data`.
@@ -16,6 +19,7 @@ from typing import Any
 
 from ratchet.artifacts import ArtifactStore
 from ratchet.data.drift import DriftReport
+from ratchet.data.engines.local import PreparedDataset
 from ratchet.data.stats import DatasetStatistics
 from ratchet.errors import InvalidArgument
 from ratchet.metadata import (
@@ -137,3 +141,115 @@ def record_drift(
         outputs={"drift_report": artifact},
     )
     return written.outputs["drift_report"]
+
+
+DATASET = "Dataset"
+SCHEMA = "Schema"
+TRANSFORM = "Transform"
+DATA_SOURCE = "DataSource"
+PREPARE_DATASET = "PrepareDataset"
+DATASET_TYPES = (
+    RecordType(
+        Kind.ARTIFACT,
+        DATASET,
+        {
+            "name": PropertyType.STRING,
+            "version": PropertyType.STRING,
+            "rows": PropertyType.INT,
+            "label": PropertyType.STRING,
+        },
+    ),
+    RecordType(Kind.ARTIFACT, SCHEMA, {"version": PropertyType.STRING}),
+    RecordType(Kind.ARTIFACT, TRANSFORM, {"version": PropertyType.STRING}),
+    RecordType(Kind.ARTIFACT, DATA_SOURCE),
+    RecordType(Kind.EXECUTION, PREPARE_DATASET, {"name": PropertyType.STRING}),
+)
+
+
+def record_dataset(
+    store: MetadataStore,
+    artifacts: ArtifactStore,
+    prepared: PreparedDataset,
+    *,
+    name: str,
+    source: str,
+    version: str,
+    started: float,
+) -> tuple[Artifact, bool]:
+    """Register a prepared dataset folder as a version of `name`; returns (dataset, is_new).
+
+    `version` is the content hash of the folder (`artifacts.hash_path`), so preparing the
+    same data the same way again finds the version registered and records nothing new.
+    """
+    register_types(store)
+    for record_type in DATASET_TYPES:
+        store.put_type(record_type)
+    known = store.find_artifacts(type=DATASET, sha256=version)
+    if known:
+        return known[0], False
+
+    def stored(kind: str, data: bytes, **properties: Any) -> Artifact:
+        put = artifacts.put_bytes(data)
+        return Artifact(kind, uri=put.uri, sha256=put.sha256, properties=properties)
+
+    outputs = {
+        "dataset": Artifact(
+            DATASET,
+            uri=str(prepared.folder),
+            sha256=version,
+            name=f"{name}@{version[:12]}",
+            properties={
+                "name": name,
+                "version": version,
+                "rows": sum(prepared.rows.values()),
+                "label": prepared.statistics.label or "",
+            },
+            custom_properties={
+                "splits": dict(prepared.rows),
+                "quarantined_rows": prepared.quarantine.count,
+            },
+        ),
+        "statistics": stored(
+            STATISTICS,
+            _json_bytes(prepared.statistics.to_dict()),
+            rows=prepared.statistics.rows,
+            features=len(prepared.statistics.features),
+            source=source,
+        ),
+        "train_statistics": stored(
+            STATISTICS,
+            _json_bytes(prepared.train_statistics.to_dict()),
+            rows=prepared.train_statistics.rows,
+            features=len(prepared.train_statistics.features),
+            source=source,
+        ),
+        "schema": stored(
+            SCHEMA, prepared.schema.to_yaml().encode(), version=prepared.schema.version
+        ),
+        "transform": stored(
+            TRANSFORM, prepared.transform.to_json().encode(), version=prepared.transform.version
+        ),
+    }
+    written = store.put_execution(
+        Execution(
+            PREPARE_DATASET,
+            state=ExecutionState.COMPLETE,
+            properties={"name": name},
+            start_time=to_datetime(started),
+            end_time=to_datetime(time.time()),
+        ),
+        inputs={"source": Artifact(DATA_SOURCE, uri=source)},
+        outputs=outputs,
+    )
+    return written.outputs["dataset"], True
+
+
+def find_versions(store: MetadataStore, name: str | None = None) -> list[Artifact]:
+    """Registered dataset versions, newest first, of one name or all."""
+    register_types(store)
+    for record_type in DATASET_TYPES:
+        store.put_type(record_type)
+    filters: dict[str, Any] = {"type": DATASET, "newest_first": True}
+    if name is not None:
+        filters["properties"] = {"name": name}
+    return [a for a in store.find_artifacts(**filters) if "version" in a.properties]

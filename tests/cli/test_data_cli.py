@@ -227,3 +227,51 @@ def test_drift_rejects_an_artifact_of_another_type(
         [drift] = store.find_artifacts(type=datasets.DRIFT_REPORT)
     code, _, err = run_cli(capsys, "data", "drift", str(drift.id), str(train_csv))
     assert_one_line_error(code, err, 2, "not DatasetStatistics")
+
+
+def test_prepare_registers_versions_by_content(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    source = home.parent / "customers.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "id": np.arange(600),
+                "age": rng.integers(18, 80, 600),
+                "plan": pa.array(rng.choice(["free", "pro"], 600)),
+                "churned": rng.integers(0, 2, 600),
+            }
+        ),
+        source,
+    )
+    code, out, err = run_cli(
+        capsys, "data", "prepare", str(source), "--label", "churned", "--key", "id"
+    )
+    assert code == 0, err
+    assert "registered customers@" in out
+    code, out, err = run_cli(
+        capsys, "data", "prepare", str(source), "--label", "churned", "--key", "id"
+    )
+    assert code == 0 and "already registered" in out
+    code, out, _ = run_cli(capsys, "data", "versions", "customers", "--json")
+    [version] = json.loads(out)
+    assert version["rows"] == 600 and version["dataset"] == "customers"
+    folder = Path(version["folder"])
+    assert {p.name for p in folder.iterdir()} >= {
+        "train",
+        "validation",
+        "test",
+        "raw_test",
+        "schema.yaml",
+        "transform.json",
+    }
+    code, out, _ = run_cli(capsys, "lineage", str(version["id"]), "--json")
+    graph = json.loads(out)
+    assert {a["type"] for a in graph["artifacts"]} >= {"Dataset", "DataSource"}
+    code, _, err = run_cli(capsys, "data", "prepare", str(source), "--label", "nope")
+    assert_one_line_error(code, err, 3, "label column 'nope'")

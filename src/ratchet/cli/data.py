@@ -1,4 +1,4 @@
-"""`ratchet data stats|schema|validate|drift`: the data pipeline's checks from the shell.
+"""`ratchet data stats|schema|validate|drift|prepare|versions`: the data pipeline from the shell.
 
 Owns reading a SOURCE argument into statistics (quarantine reported on stderr),
 the parsing of `--threshold`, and the rendering of statistics, anomalies and
@@ -9,18 +9,22 @@ is `ratchet.datasets`'.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-from dataclasses import asdict
+import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from ratchet import datasets
-from ratchet.artifacts import ArtifactStore
-from ratchet.cli.output import console, error_console, print_json, print_table
+from ratchet.artifacts import ArtifactStore, hash_path
+from ratchet.cli.context import existing_store
+from ratchet.cli.output import console, emit, error_console, print_json, print_table
 from ratchet.config import Config
 from ratchet.data.drift import DEFAULT_THRESHOLDS, compare
+from ratchet.data.engines.local import prepare_dataset
 from ratchet.data.io import open_source
 from ratchet.data.schema import Schema, infer_schema, validate
 from ratchet.data.stats import DatasetStatistics, FeatureStatistics, compute_statistics
@@ -225,3 +229,81 @@ def drift_command(
     verdict = "drifted" if report.drifted else "no drift"
     print_table(rows, title=f"{current} against {baseline}: {verdict}")
     console().print(note)
+
+
+@app.command("prepare")
+def prepare_command(
+    ctx: typer.Context,
+    source: SourceArgument,
+    label: Annotated[str, typer.Option("--label", help="The label column.")],
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: file stem).")] = None,
+    key: Annotated[str | None, typer.Option(help="Split on this column's value.")] = None,
+    shard_rows: Annotated[int, typer.Option(help="Rows per Parquet shard.")] = 250_000,
+    error_budget: Annotated[
+        float | None, typer.Option(help="Malformed rows allowed: a fraction < 1 or a count.")
+    ] = None,
+) -> None:
+    """Split, describe, fit the transform and export a source as a new dataset version."""
+    config: Config = ctx.obj
+    dataset_name = name or Path(source.rstrip("/*")).stem or "dataset"
+    budget: float | int | None = error_budget
+    if error_budget is not None and error_budget >= 1:
+        budget = int(error_budget)
+    root = config.home / "datasets" / dataset_name
+    staging = root / f".staging-{os.getpid()}"
+    started = time.time()
+    with console().status(f"preparing {source}"):
+        prepared = prepare_dataset(
+            source, staging, label=label, key=key, shard_rows=shard_rows, error_budget=budget
+        )
+    with MetadataStore.from_config(config) as store:
+        version = hash_path(staging)
+        final = root / version[:12]
+        if final.exists():
+            shutil.rmtree(staging)
+        else:
+            staging.rename(final)
+        prepared = replace(prepared, folder=final)
+        dataset, is_new = datasets.record_dataset(
+            store,
+            ArtifactStore.from_config(config),
+            prepared,
+            name=dataset_name,
+            source=str(source),
+            version=version,
+            started=started,
+        )
+    if prepared.quarantine.count:
+        error_console().print(
+            f"warning: {prepared.quarantine.count} malformed rows quarantined",
+            markup=False,
+        )
+    state = "registered" if is_new else "already registered"
+    console().print(
+        f"{state} {dataset.name} (artifact {dataset.id}): "
+        + ", ".join(f"{k} {v:,}" for k, v in prepared.rows.items()),
+        markup=False,
+    )
+
+
+@app.command("versions")
+def versions_command(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this dataset.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Registered dataset versions, newest first."""
+    with existing_store(ctx) as store:
+        rows = [
+            {
+                "id": a.id,
+                "dataset": a.properties.get("name"),
+                "version": str(a.properties.get("version", ""))[:12],
+                "rows": a.properties.get("rows"),
+                "label": a.properties.get("label"),
+                "created": a.create_time,
+                "folder": a.uri,
+            }
+            for a in datasets.find_versions(store, name)
+        ]
+    emit(rows, as_json=as_json, title="dataset versions")
