@@ -337,3 +337,11 @@ def test_large_csv_reads_in_bounded_memory(tmp_path: Path) -> None:
     assert rows == n
     assert python_peak < size / 10
     assert arrow_peak < size / 3
+
+
+def test_empty_csv_cells_are_missing_in_text_columns_too(tmp_path: Path) -> None:
+    path = tmp_path / "gaps.csv"
+    path.write_text("name,city\nann,oslo\nbob,\ncid,NA\n")
+    table = pa.Table.from_batches(list(open_source(path).batches()))
+    assert table.column("city").to_pylist() == ["oslo", None, None]
+    assert table.column("city").null_count == 2

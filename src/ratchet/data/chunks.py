@@ -55,10 +55,12 @@ def convert(
     arrays = []
     for i, target in enumerate(schema):
         column = chunk.batch.column(i)
+        if csv_text and pa.types.is_string(column.type):
+            # CSV null markers ("", NA, null, ...) are missing in every column, text too,
+            # as pandas reads them; otherwise an empty text cell would count as a value.
+            missing = pc.is_in(column, value_set=CSV_NULLS)
+            column = pc.if_else(missing, pa.scalar(None, column.type), column)
         if column.type != target.type:
-            if csv_text and not pa.types.is_string(target.type):
-                missing = pc.is_in(column, value_set=CSV_NULLS)
-                column = pc.if_else(missing, pa.scalar(None, column.type), column)
             column, failed = cast_column(column, target)
             for row, error in failed.items():
                 errors.setdefault(row, error)
