@@ -27,3 +27,39 @@ def test_shipped_pipelines_compile_to_kfp_ir(source: Path, name: str, tmp_path: 
 
 def test_every_example_file_is_covered() -> None:
     assert {s.stem for s, _ in SHIPPED} == {p.stem for p in EXAMPLES.glob("*.py")}
+
+
+def _shipped_components() -> list[tuple[str, object]]:
+    import importlib
+    import pkgutil
+
+    from kfp.dsl.base_component import BaseComponent
+
+    import ratchet.components
+
+    found = []
+    for module_info in pkgutil.iter_modules(ratchet.components.__path__):
+        module = importlib.import_module(f"ratchet.components.{module_info.name}")
+        for attr, value in vars(module).items():
+            if isinstance(value, BaseComponent):
+                found.append((f"{module_info.name}.{attr}", value))
+    return found
+
+
+COMPONENTS = _shipped_components()
+
+
+@pytest.mark.parametrize(("name", "component"), COMPONENTS, ids=[n for n, _ in COMPONENTS])
+def test_every_shipped_component_compiles(name: str, component: object, tmp_path: Path) -> None:
+    from kfp import compiler
+
+    output = tmp_path / "component.yaml"
+    compiler.Compiler().compile(component, str(output))  # type: ignore[arg-type]
+    ir = yaml.safe_load(output.read_text())
+    assert ir["root"], name
+    assert ir["deploymentSpec"]["executors"], name
+
+
+def test_components_are_found() -> None:
+    names = {n for n, _ in COMPONENTS}
+    assert {"data.compute_statistics", "data.prepare_dataset", "data.data_pipeline"} <= names
