@@ -11,7 +11,6 @@ interpreter (see harness.py). The Beam engine is not built yet, so it has no row
 
 from __future__ import annotations
 
-import argparse
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -152,13 +151,15 @@ CASES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, ratchet only")
-    parser.add_argument("--csv-mb", type=int, default=2048, help="size of the streamed CSV")
-    parser.add_argument("--out", type=Path, help="also write the Markdown report here")
-    parser.add_argument("--case", choices=sorted(CASES), help="run one case in this process")
-    parser.add_argument("--json", action="store_true", help="print the case's result line")
-    args = parser.parse_args(argv)
+    args = harness.parse_arguments(
+        __doc__.splitlines()[0],
+        CASES,
+        argv,
+        quick_help="tiny sizes, ratchet only",
+        configure=lambda p: p.add_argument(
+            "--csv-mb", type=int, default=2048, help="size of the streamed CSV"
+        ),
+    )
     rows = 20_000 if args.quick else 1_000_000
     size = 5 if args.quick else args.csv_mb
     if args.case:

@@ -22,7 +22,6 @@ warm-up pipeline first, so imports are not counted; ratchet timings are the medi
 """
 
 # No `from __future__ import annotations`: kfp reads the annotations of the components.
-import argparse
 import os
 import platform
 import re
@@ -353,12 +352,9 @@ def _environment(quick: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, ratchet only")
-    parser.add_argument("--out", type=Path, help="also write the Markdown report here")
-    parser.add_argument("--case", choices=sorted(CASES), help="run one case in this process")
-    parser.add_argument("--json", action="store_true", help="print the case's rows as JSON")
-    args = parser.parse_args(argv)
+    args = harness.parse_arguments(
+        __doc__.splitlines()[0], CASES, argv, quick_help="tiny sizes, ratchet only"
+    )
     if args.case:
         os.environ.update(ENV)
         rows = run_case(args.case, args.quick)

@@ -16,7 +16,6 @@ section (the high-water mark is reset there through /proc/self/clear_refs on Lin
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import platform
@@ -436,12 +435,9 @@ def _environment(quick: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, no MLflow")
-    parser.add_argument("--out", type=Path, help="also write the Markdown report here")
-    parser.add_argument("--case", choices=sorted(CASES), help="run one case in this process")
-    parser.add_argument("--json", action="store_true", help="print the case's result as JSON")
-    args = parser.parse_args(argv)
+    args = harness.parse_arguments(
+        __doc__.splitlines()[0], CASES, argv, quick_help="tiny sizes, no MLflow"
+    )
     if args.case:
         os.environ.update(ENV)
         result = run_case(args.case, args.quick)

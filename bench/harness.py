@@ -7,6 +7,7 @@ line, which the parent reads back.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,3 +100,22 @@ def measured() -> Iterator[Measurement]:
     peak = _status_kb("VmHWM")
     if before is not None and peak is not None:
         result.rss_mb = (peak - before) / 1024
+
+
+def parse_arguments(
+    description: str,
+    cases: Iterable[str],
+    argv: list[str] | None,
+    *,
+    quick_help: str,
+    configure: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """The options every benchmark script takes, plus any `configure` adds."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--out", type=Path, help="also write the Markdown report here")
+    parser.add_argument("--case", choices=sorted(cases), help="run one case in this process")
+    parser.add_argument("--json", action="store_true", help="print the case's result line")
+    if configure is not None:
+        configure(parser)
+    return parser.parse_args(argv)
