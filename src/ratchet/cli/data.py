@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 from ratchet import datasets
 from ratchet.artifacts import ArtifactStore, hash_path
@@ -252,9 +253,24 @@ def prepare_command(
     root = config.home / "datasets" / dataset_name
     staging = root / f".staging-{os.getpid()}"
     started = time.time()
-    with console().status(f"preparing {source}"):
+    with Progress(
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,.0f} rows"),
+        TimeElapsedColumn(),
+        console=console(),
+    ) as progress:
+        phases = {
+            phase: progress.add_task(f"{phase} {source}", total=None)
+            for phase in ("describe", "export")
+        }
         prepared = prepare_dataset(
-            source, staging, label=label, key=key, shard_rows=shard_rows, error_budget=budget
+            source,
+            staging,
+            label=label,
+            key=key,
+            shard_rows=shard_rows,
+            error_budget=budget,
+            on_batch=lambda phase, rows: progress.advance(phases[phase], rows),
         )
     with MetadataStore.from_config(config) as store:
         version = hash_path(staging)

@@ -12,7 +12,7 @@ raw test split for batch prediction. The steps themselves are `split`, `stats`,
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,8 +60,14 @@ def prepare_dataset(
     shard_rows: int = 250_000,
     error_budget: float | int | None = None,
     transform_options: Mapping[str, Any] | None = None,
+    on_batch: Callable[[str, int], None] | None = None,
 ) -> PreparedDataset:
-    """Read, describe, split, fit, transform and export one source into `folder`."""
+    """Read, describe, split, fit, transform and export one source into `folder`.
+
+    `on_batch(phase, rows)` is called after each batch of each pass ("describe", then
+    "export"), for a progress display.
+    """
+    report = on_batch or (lambda phase, rows: None)
     split_ratios = check_ratios(ratios)
     if len(split_ratios) != len(SPLITS):
         raise InvalidArgument(f"give {len(SPLITS)} ratios (train, validation, test)")
@@ -80,6 +86,7 @@ def prepare_dataset(
         assignments.append(index)
         for position, accumulator in enumerate(per_split):
             accumulator.add(batch.filter(pa.array(index == position)))
+        report("describe", batch.num_rows)
     everything = StatsAccumulator.create(label=label, top_k=TOP_K)
     for accumulator in per_split:
         everything.merge(accumulator)
@@ -102,6 +109,7 @@ def prepare_dataset(
                 raw_test.set_schema(batch.schema)
                 if chosen.num_rows:
                     raw_test.write(chosen)
+        report("export", batch.num_rows)
     shards = {name: tuple(w.close()) for name, w in writers.items()}
     shards["raw_test"] = tuple(raw_test.close())
     rows = {name: writers[name].rows for name in SPLITS}
