@@ -22,6 +22,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ratchet.errors import AlreadyExists, NotFound, RatchetError, StoreError, StoreVersionError
 
@@ -112,6 +113,14 @@ def fetch_all(conn: sa.Connection, statement: sa.Select[Any]) -> list[tuple[Any,
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def insert_ignoring_duplicates(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
+) -> None:
+    """Insert rows, skipping any that would violate a unique key (SQLite and PostgreSQL)."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
 
 
 def _first_line(error: sa.exc.DBAPIError) -> str:

@@ -1,8 +1,9 @@
 """Reading records and their properties back from the tables, in bulk.
 
 Owns the two read paths every query ends in: records by id (with their
-properties), and the properties alone for listings of thousands of records. The
-queries that pick the ids live in `query`; the transactions in `store`.
+properties), and the properties alone for listings of thousands of records; and
+the existence checks writes make first. The queries that pick the ids live in
+`query`; the transactions in `store`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ratchet.errors import NotFound
 from ratchet.metadata import database, properties, rows, schema
 from ratchet.metadata.records import Kind, PropertyValue, Record
 from ratchet.metadata.types import TypeRegistry
@@ -81,3 +83,28 @@ def read_properties(
         else:
             value = decode(value_type, int_v, double_v, string_v)
         owned[1 if is_custom else 0][name] = value
+
+
+def check_exists(conn: sa.Connection, kind: Kind, ids: Sequence[int | None]) -> None:
+    """NotFound naming the first of `ids` with no record of `kind`."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return
+    table = schema.RECORD_TABLES[kind]
+    found = set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(wanted))).scalars())
+    missing = sorted(wanted - found)
+    if missing:
+        raise NotFound(f"no {kind} with id {missing[0]}")
+
+
+def type_name_of(conn: sa.Connection, kind: Kind, record_id: int) -> str:
+    """The type name of a stored record, or NotFound."""
+    table = schema.RECORD_TABLES[kind]
+    name = conn.execute(
+        sa.select(schema.types.c.name)
+        .select_from(table.join(schema.types, table.c.type_id == schema.types.c.id))
+        .where(table.c.id == record_id)
+    ).scalar_one_or_none()
+    if name is None:
+        raise NotFound(f"no {kind} with id {record_id}")
+    return str(name)

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ratchet.config import Config
 from ratchet.errors import AlreadyExists, InvalidArgument, NotFound, StoreError
@@ -144,10 +143,10 @@ class MetadataStore:
                     event_rows.append(
                         Event(saved.id, stored.id, event_type, path, rows.to_datetime(now))
                     )
-            self._check_exists(
+            loading.check_exists(
                 conn, Kind.ARTIFACT, [a.id for g in written.values() for a in g.values()]
             )
-            self._check_exists(conn, Kind.CONTEXT, [c.id for c in contexts])
+            loading.check_exists(conn, Kind.CONTEXT, [c.id for c in contexts])
             if event_rows:
                 conn.execute(
                     schema.events.insert(),
@@ -183,23 +182,23 @@ class MetadataStore:
         if parent_id == child_id:
             raise InvalidArgument("a context cannot be its own parent")
         with self._write() as conn:
-            self._check_exists(conn, Kind.CONTEXT, [parent_id, child_id])
-            self._insert_ignoring_duplicates(
+            loading.check_exists(conn, Kind.CONTEXT, [parent_id, child_id])
+            database.insert_ignoring_duplicates(
                 conn, schema.parent_contexts, [{"parent_id": parent_id, "child_id": child_id}]
             )
 
     def put_attribution(self, context_id: int, artifact_id: int) -> None:
         """Attribute an artifact to a context; idempotent."""
         with self._write() as conn:
-            self._check_exists(conn, Kind.CONTEXT, [context_id])
-            self._check_exists(conn, Kind.ARTIFACT, [artifact_id])
+            loading.check_exists(conn, Kind.CONTEXT, [context_id])
+            loading.check_exists(conn, Kind.ARTIFACT, [artifact_id])
             self._link(conn, schema.attributions, context_id, "artifact_id", [artifact_id])
 
     def put_association(self, context_id: int, execution_id: int) -> None:
         """Associate an execution with a context; idempotent."""
         with self._write() as conn:
-            self._check_exists(conn, Kind.CONTEXT, [context_id])
-            self._check_exists(conn, Kind.EXECUTION, [execution_id])
+            loading.check_exists(conn, Kind.CONTEXT, [context_id])
+            loading.check_exists(conn, Kind.EXECUTION, [execution_id])
             self._link(conn, schema.associations, context_id, "execution_id", [execution_id])
 
     def set_properties(
@@ -212,7 +211,7 @@ class MetadataStore:
     ) -> None:
         """Set some properties of a stored record, leaving the others as they are."""
         with self._write() as conn:
-            type_name = self._type_name_of(conn, kind, record_id)
+            type_name = loading.type_name_of(conn, kind, record_id)
             record_type = self._types.get(conn, kind, type_name, properties=properties or {})
             encoded = rows.encode(record_type, properties or {}, custom_properties or {})
             self._write_properties(conn, kind, record_id, encoded, replace_all=False)
@@ -240,7 +239,7 @@ class MetadataStore:
                 ) from e
         else:
             record_id = record.id
-            stored_type = self._type_name_of(conn, kind, record_id)
+            stored_type = loading.type_name_of(conn, kind, record_id)
             if stored_type != record.type:
                 raise InvalidArgument(
                     f"{kind} {record_id} is a {stored_type}; its type cannot become {record.type}"
@@ -291,34 +290,7 @@ class MetadataStore:
     ) -> None:
         rows = [{"context_id": context_id, column: i} for i in ids]
         if rows:
-            self._insert_ignoring_duplicates(conn, table, rows)
-
-    def _insert_ignoring_duplicates(
-        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
-    ) -> None:
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        conn.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
-
-    def _check_exists(self, conn: sa.Connection, kind: Kind, ids: Sequence[int | None]) -> None:
-        wanted = {i for i in ids if i is not None}
-        if not wanted:
-            return
-        table = schema.RECORD_TABLES[kind]
-        found = set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(wanted))).scalars())
-        missing = sorted(wanted - found)
-        if missing:
-            raise NotFound(f"no {kind} with id {missing[0]}")
-
-    def _type_name_of(self, conn: sa.Connection, kind: Kind, record_id: int) -> str:
-        table = schema.RECORD_TABLES[kind]
-        name = conn.execute(
-            sa.select(schema.types.c.name)
-            .select_from(table.join(schema.types, table.c.type_id == schema.types.c.id))
-            .where(table.c.id == record_id)
-        ).scalar_one_or_none()
-        if name is None:
-            raise NotFound(f"no {kind} with id {record_id}")
-        return str(name)
+            database.insert_ignoring_duplicates(conn, table, rows)
 
     # ---- reads -------------------------------------------------------------------------
 

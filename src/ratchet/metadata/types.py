@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ratchet.errors import AlreadyExists, InvalidArgument, NotFound
-from ratchet.metadata import schema
+from ratchet.metadata import database, schema
 from ratchet.metadata.records import Kind, PropertyType, RecordType
 
 
@@ -49,11 +48,9 @@ class TypeRegistry:
         if new:
             # Another process may declare the same property at the same moment: skip
             # its row here, then check that it agrees with ours.
-            dialect_insert = (
-                postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            )
-            conn.execute(
-                dialect_insert(schema.type_properties).on_conflict_do_nothing(),
+            database.insert_ignoring_duplicates(
+                conn,
+                schema.type_properties,
                 [{"type_id": existing.id, "name": p, "data_type": t.value} for p, t in new.items()],
             )
             _check_unchanged(self.get(conn, kind, name), wanted)
