@@ -160,3 +160,24 @@ def test_container_component_without_a_running_engine_fails_naming_the_task(
     assert run.tasks == {"echo": TaskState.FAILED}
     # No engine on PATH, or a docker client with no daemon behind it: either way it says so.
     assert "docker" in run.errors["echo"] or "podman" in run.errors["echo"]
+
+
+def test_a_condition_that_cannot_be_evaluated_fails_the_run_and_records_it(
+    config: Config, tmp_path: Path
+) -> None:
+    from ratchet.errors import InvalidArgument
+    from ratchet.metadata import MetadataStore
+    from ratchet.pipelines.recording import PIPELINE_RUN
+
+    @dsl.pipeline(name="odd-condition")
+    def odd_condition(n: int, path: str):
+        # kfp compiles an int compared with a text constant into text CEL cannot parse.
+        with dsl.If(n == "4"):
+            stamp(path=path, label="never")
+
+    with pytest.raises(InvalidArgument, match="condition"):
+        pipelines.run(odd_condition, {"n": 4, "path": str(tmp_path / "x")}, config=config)
+    with MetadataStore.from_config(config) as store:
+        [run] = store.find_contexts(type=PIPELINE_RUN)
+        assert run.properties["state"] == "FAILED"
+        assert "condition" in str(run.properties["error"])

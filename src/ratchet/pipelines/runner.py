@@ -121,7 +121,6 @@ class Runner:
         self._attempts: dict[Node, _Attempt] = {}
         self._pool: WorkerPool | None = None
         self._threads: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
 
     @property
     def run_name(self) -> str:
@@ -148,6 +147,12 @@ class Runner:
             state, error = "CANCELLED", "cancelled by the user"
             with _interrupts_deferred():
                 self._cancel(root)
+        except BaseException as e:
+            # A bad spec or input found mid-run: the run is recorded as failed, not left running.
+            with _interrupts_deferred():
+                self._cancel(root)
+                self.recorder.finish("FAILED", f"{type(e).__name__}: {e}")
+            raise
         finally:
             with _interrupts_deferred():
                 if self._pool is not None:
