@@ -180,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names
     ]
     text = report(results)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    harness.publish(text + "\n", args.out)
     return 0
 
 

@@ -370,9 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         rows += spawn_case(name, args.quick)
     text = report(rows, args.quick)
-    print(text, end="")
-    if args.out:
-        args.out.write_text(text)
+    harness.publish(text, args.out)
     return 0
 
 

@@ -453,9 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = spawn_case(name, args.quick)
     text = report(results, args.quick)
-    print(text, end="")
-    if args.out:
-        args.out.write_text(text)
+    harness.publish(text, args.out)
     return 0
 
 

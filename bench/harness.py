@@ -119,3 +119,10 @@ def parse_arguments(
     if configure is not None:
         configure(parser)
     return parser.parse_args(argv)
+
+
+def publish(report: str, out: Path | None) -> None:
+    """Print the Markdown report, and write it to `out` when given."""
+    print(report, end="")
+    if out is not None:
+        out.write_text(report)
