@@ -10,6 +10,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from ratchet.data.engines import local
 from ratchet.data.engines.local import prepare_dataset
 from ratchet.data.export import write_shards
 from ratchet.data.schema import Schema
@@ -65,6 +66,30 @@ def test_the_same_input_gives_the_same_bytes(tmp_path: Path) -> None:
     ids_test = set(pq.read_table(first.folder / "raw_test").column("id").to_pylist())
     ids_train = set(pq.read_table(first.folder / "train").column("id").to_pylist())
     assert not ids_test & ids_train
+
+
+def test_threads_change_nothing_in_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small batches, so each thread gets several and they finish out of order.
+    monkeypatch.setattr(local, "BATCH_ROWS", 300)
+    source = tmp_path / "data.parquet"
+    pq.write_table(generated(5000), source)
+    outputs = [
+        prepare_dataset(source, tmp_path / f"t{n}", label="label", shard_rows=700, threads=n)
+        for n in (1, 2, 3)
+    ]
+    for out in outputs[1:]:
+        assert out.statistics == outputs[0].statistics
+        assert out.train_statistics == outputs[0].train_statistics
+        assert out.transform == outputs[0].transform
+        assert contents(out.folder) == contents(outputs[0].folder)
+    with pytest.raises(InvalidArgument, match="threads"):
+        prepare_dataset(source, tmp_path / "t0", label="label", threads=0)
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def test_malformed_rows_are_quarantined_not_lost(tmp_path: Path) -> None:

@@ -7,15 +7,23 @@ again (the split is a pure function of the row, so both passes agree), applies
 the transform and writes the transformed train/validation/test shards plus the
 raw test split for batch prediction. The steps themselves are `split`, `stats`,
 `schema`, `transform` and `export`; recording the result is the caller's job.
+
+Both passes are multi-threaded over batches: while the main thread reads the next
+batch, worker threads split, describe or transform the ones before it; their
+results are folded in (or written) in the order of the batches, so the output is
+the same bytes whatever the number of threads.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +42,9 @@ from ratchet.errors import InvalidArgument, NotFound
 BATCH_ROWS = 262_144
 #: Top values kept per categorical feature: the vocabulary a transform can learn.
 TOP_K = 1000
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -61,16 +72,22 @@ def prepare_dataset(
     error_budget: float | int | None = None,
     transform_options: Mapping[str, Any] | None = None,
     on_batch: Callable[[str, int], None] | None = None,
+    threads: int | None = None,
 ) -> PreparedDataset:
     """Read, describe, split, fit, transform and export one source into `folder`.
 
     `on_batch(phase, rows)` is called after each batch of each pass ("describe", then
-    "export"), for a progress display.
+    "export"), for a progress display. `threads` (default: one per core) work on
+    batches while the main thread reads and writes; the result is the same for any
+    number.
     """
     report = on_batch or (lambda phase, rows: None)
     split_ratios = check_ratios(ratios)
     if len(split_ratios) != len(SPLITS):
         raise InvalidArgument(f"give {len(SPLITS)} ratios (train, validation, test)")
+    threads = os.cpu_count() or 1 if threads is None else threads
+    if not isinstance(threads, int) or threads < 1:
+        raise InvalidArgument(f"threads must be a positive integer, got {threads!r}")
     reader = open_source(
         source, errors_path=folder / "errors", error_budget=error_budget, batch_rows=BATCH_ROWS
     )
@@ -78,15 +95,27 @@ def prepare_dataset(
         raise NotFound(
             f"label column {label!r} is not in the data ({', '.join(reader.schema.names)})"
         )
+
+    def describe(batch: pa.RecordBatch) -> tuple[npt.NDArray[np.int8], list[StatsAccumulator]]:
+        index = hash_split(batch, key=key, ratios=split_ratios)
+        parts = [
+            StatsAccumulator.create(label=label, top_k=TOP_K).add(
+                batch.filter(pa.array(index == position))
+            )
+            for position in range(len(SPLITS))
+        ]
+        return index, parts
+
     # One accumulator per split, each row added once; all rows' statistics are their merge.
+    # A batch's partial state is merged in batch order, exactly as `add` would fold it in
+    # one thread: the floating-point sums, hence the output bytes, do not depend on threads.
     per_split = [StatsAccumulator.create(label=label, top_k=TOP_K) for _ in SPLITS]
     assignments: list[npt.NDArray[np.int8]] = []  # the second pass reuses the first's split
-    for batch in reader.batches():
-        index = hash_split(batch, key=key, ratios=split_ratios)
+    for index, parts in _in_order(describe, reader.batches(), threads):
         assignments.append(index)
-        for position, accumulator in enumerate(per_split):
-            accumulator.add(batch.filter(pa.array(index == position)))
-        report("describe", batch.num_rows)
+        for accumulator, part in zip(per_split, parts, strict=True):
+            accumulator.merge(part)
+        report("describe", len(index))
     everything = StatsAccumulator.create(label=label, top_k=TOP_K)
     for accumulator in per_split:
         everything.merge(accumulator)
@@ -96,20 +125,25 @@ def prepare_dataset(
     schema = infer_schema(statistics)
     transform = fit_transform(train_statistics, **dict(transform_options or {}))
 
+    def export(
+        item: tuple[pa.RecordBatch, npt.NDArray[np.int8]],
+    ) -> tuple[int, list[pa.Table], pa.RecordBatch]:
+        batch, index = item
+        chosen = [batch.filter(pa.array(index == position)) for position in range(len(SPLITS))]
+        return batch.num_rows, [transform.apply(rows) for rows in chosen], chosen[-1]
+
     writers = {name: ShardWriter(folder / name, shard_rows=shard_rows) for name in SPLITS}
     raw_test = ShardWriter(folder / "raw_test", shard_rows=shard_rows)
-    for batch, index in zip(reader.batches(), assignments, strict=True):
-        for position, name in enumerate(SPLITS):
-            chosen = batch.filter(pa.array(index == position))
-            transformed = transform.apply(chosen)
-            writers[name].set_schema(transformed.schema)
-            if chosen.num_rows:
-                writers[name].write(transformed)
-            if name == "test":
-                raw_test.set_schema(batch.schema)
-                if chosen.num_rows:
-                    raw_test.write(chosen)
-        report("export", batch.num_rows)
+    raw_test.set_schema(reader.schema)
+    batches = zip(reader.batches(), assignments, strict=True)
+    for read, transformed, test_rows in _in_order(export, batches, threads):
+        for name, table in zip(SPLITS, transformed, strict=True):
+            writers[name].set_schema(table.schema)
+            if table.num_rows:
+                writers[name].write(table)
+        if test_rows.num_rows:
+            raw_test.write(test_rows)
+        report("export", read)
     shards = {name: tuple(w.close()) for name, w in writers.items()}
     shards["raw_test"] = tuple(raw_test.close())
     rows = {name: writers[name].rows for name in SPLITS}
@@ -117,6 +151,25 @@ def prepare_dataset(
     return PreparedDataset(
         folder, statistics, train_statistics, schema, transform, rows, shards, reader.quarantine
     )
+
+
+def _in_order(work: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
+    """`work` over `items` on `threads` threads, results in the items' order.
+
+    At most 2 * threads items are in flight, so memory stays bounded whatever the
+    size of the input; an error in `work` is raised here, in the caller's thread.
+    """
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ratchet-data")
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= 2 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _write_metadata(
