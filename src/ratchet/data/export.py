@@ -1,7 +1,8 @@
 """Sharded Parquet export of a split.
 
 Owns how a stream of record batches becomes numbered Parquet shards of a bounded
-number of rows in a folder (`part-00000.parquet`, ...), written to a temporary
+number of rows in a folder (`part-00000.parquet`, ...; an engine writing one
+folder from many workers gives each batch a `prefix` of its own), written to a temporary
 name and renamed, so a reader never sees half a shard. Hashing the folder into a
 dataset version is the caller's job.
 """
@@ -21,10 +22,11 @@ from ratchet.errors import InvalidArgument
 class ShardWriter:
     """Writes batches of one schema into shards of at most `shard_rows` rows."""
 
-    def __init__(self, folder: Path, *, shard_rows: int = 250_000) -> None:
+    def __init__(self, folder: Path, *, shard_rows: int = 250_000, prefix: str = "part") -> None:
         if shard_rows < 1:
             raise InvalidArgument(f"shard_rows must be at least 1, got {shard_rows}")
         self.folder = folder
+        self.prefix = prefix
         self.shard_rows = shard_rows
         self.paths: list[Path] = []
         self.rows = 0
@@ -49,7 +51,7 @@ class ShardWriter:
 
     def _open(self, schema: pa.Schema) -> None:
         self._schema = self._schema or schema
-        final = self.folder / f"part-{len(self.paths):05d}.parquet"
+        final = self.folder / f"{self.prefix}-{len(self.paths):05d}.parquet"
         self._writer = pq.ParquetWriter(str(final) + ".tmp", self._schema)
         self.paths.append(final)
         self._in_shard = 0

@@ -1,7 +1,8 @@
 """Readers: every data source ratchet accepts, streamed as Arrow record batches.
 
-Owns `open_source` (CSV, Parquet, pandas, Arrow, a DuckDB query, a SQLAlchemy URL)
-and the quarantine of malformed rows: a row with the wrong number of fields or a
+Owns `open_source` (CSV, Parquet, pandas, Arrow, a DuckDB query, a SQLAlchemy URL),
+`source_files` (the files a path, folder or glob names, for engines that read
+them one by one) and the quarantine of malformed rows: a row with the wrong number of fields or a
 value that does not convert to its column's type goes to a JSONL errors file
 (`{"line", "row", "error"}`, plus `"file"` for file sources) and is counted; the
 good rows go on. It does not compute statistics or validate against a schema
@@ -69,14 +70,15 @@ class Source:
         batch_rows: int,
         errors_file: Path,
         error_budget: float | int | None,
+        empty_ok: bool = False,
     ) -> None:
         self.name = name
         self._opener, self._batch_rows = opener, batch_rows
-        self._errors_file, self._budget = errors_file, error_budget
+        self._errors_file, self._budget, self._empty_ok = errors_file, error_budget, empty_ok
         raw = opener()
         self._pending: Raw | None = raw
         first = next(raw.chunks, None)
-        if first is None and not raw.invalid:
+        if first is None and not raw.invalid and not empty_ok:
             what = "has a header but no rows" if raw.csv_text else "has no rows"
             raise InvalidArgument(f"{name} {what}")
         inferred = raw.schema
@@ -105,7 +107,7 @@ class Source:
         finally:
             self.quarantine = writer.close()
         self._check_budget(final=True)
-        if self.rows_read == 0:
+        if self.rows_read == 0 and not self._empty_ok:
             raise InvalidArgument(
                 f"{self.name} has no valid rows: all {writer.count} are in {self._errors_file}"
             )
@@ -125,20 +127,42 @@ class Source:
         self.quarantine = writer.state()
 
     def _check_budget(self, *, final: bool) -> None:
-        count, budget = self.quarantine.count, self._budget
-        if budget is None or count == 0:
-            return
-        where = f"they are in {self._errors_file}"
-        if isinstance(budget, int) and count > budget:
-            raise InvalidArgument(
-                f"{self.name}: {count} malformed rows exceed the error budget of {budget}; {where}"
-            )
-        total = self.rows_read + count
-        if final and isinstance(budget, float) and count / total > budget:
-            raise InvalidArgument(
-                f"{self.name}: {count} of {total} rows malformed ({count / total:.2%}), over the "
-                f"error budget of {budget:.2%}; {where}"
-            )
+        check_error_budget(
+            self.name,
+            self._budget,
+            bad=self.quarantine.count,
+            good=self.rows_read,
+            where=self._errors_file,
+            final=final,
+        )
+
+
+def check_error_budget(
+    name: str,
+    budget: float | int | None,
+    *,
+    bad: int,
+    good: int,
+    where: Path,
+    final: bool = True,
+) -> None:
+    """Raise `InvalidArgument` when `bad` rows (quarantined to `where`) exceed the budget.
+
+    A count is checked at any time; a fraction of all rows only when `final`, once
+    every row is read. Engines that read a source in parts check the whole here.
+    """
+    if budget is None or bad == 0:
+        return
+    if isinstance(budget, int) and bad > budget:
+        raise InvalidArgument(
+            f"{name}: {bad} malformed rows exceed the error budget of {budget}; they are in {where}"
+        )
+    total = good + bad
+    if final and isinstance(budget, float) and bad / total > budget:
+        raise InvalidArgument(
+            f"{name}: {bad} of {total} rows malformed ({bad / total:.2%}), over the "
+            f"error budget of {budget:.2%}; they are in {where}"
+        )
 
 
 class _Writer:
@@ -179,6 +203,7 @@ def open_source(
     batch_rows: int = 65_536,
     errors_path: Path | None = None,
     error_budget: float | int | None = None,
+    empty_ok: bool = False,
 ) -> Source:
     """Open a file, glob, folder, DataFrame, Arrow table, DuckDB query or SQL URL for streaming.
 
@@ -190,6 +215,8 @@ def open_source(
     `error_budget` is a fraction (0 < x < 1) of all rows read, bad ones included,
     checked at the end, or a count of rows, checked as rows arrive; exceeding it
     raises `InvalidArgument` once the errors file is written.
+    A source with no rows, or no valid ones, is `InvalidArgument` unless `empty_ok`
+    (one file of many, where only the whole source can be judged empty).
     """
     if batch_rows < 1:
         raise InvalidArgument(f"batch_rows must be at least 1, not {batch_rows}")
@@ -212,7 +239,22 @@ def open_source(
         batch_rows=batch_rows,
         errors_file=errors_file,
         error_budget=error_budget,
+        empty_ok=empty_ok,
     )
+
+
+def source_files(source: SourceLike) -> list[Path] | None:
+    """The files a path, folder or glob names, in the order `open_source` reads them.
+
+    None for a source that is not files (a table in memory, a database URL, a
+    DuckDB query). Raises as `open_source` does for a missing path or mixed kinds.
+    """
+    if not isinstance(source, str | Path):
+        return None
+    text = str(source)
+    if isinstance(source, str) and (text.startswith("duckdb:") or "://" in text):
+        return None
+    return _resolve(text)[0]
 
 
 def _validate_budget(budget: object) -> None:

@@ -147,7 +147,7 @@ def prepare_dataset(
     shards = {name: tuple(w.close()) for name, w in writers.items()}
     shards["raw_test"] = tuple(raw_test.close())
     rows = {name: writers[name].rows for name in SPLITS}
-    _write_metadata(folder, statistics, train_statistics, schema, transform, rows)
+    write_metadata(folder, statistics, train_statistics, schema, transform, rows)
     return PreparedDataset(
         folder, statistics, train_statistics, schema, transform, rows, shards, reader.quarantine
     )
@@ -172,7 +172,7 @@ def _in_order(work: Callable[[T], R], items: Iterable[T], threads: int) -> Itera
         pool.shutdown(cancel_futures=True)
 
 
-def _write_metadata(
+def write_metadata(
     folder: Path,
     statistics: DatasetStatistics,
     train_statistics: DatasetStatistics,
