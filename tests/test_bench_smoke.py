@@ -51,3 +51,10 @@ def test_quick_data_benchmark_prints_the_ratchet_rows(tmp_path: Path) -> None:
     _, cells = run_quick("bench_data.py", tmp_path)
     rows = {(row[0], row[1]) for row in cells[1:]}
     assert rows == {("pipeline", "ratchet local"), ("stats", "ratchet"), ("csv-stream", "ratchet")}
+
+
+def test_quick_feeder_benchmark_prints_the_ratchet_rows(tmp_path: Path) -> None:
+    stdout, cells = run_quick("bench_feeder.py", tmp_path)
+    rows = {(row[0], row[1]) for row in cells[1:]}
+    assert ("throughput", "ratchet (numpy)") in rows, stdout
+    assert ("mirrors", "ratchet") in rows, stdout

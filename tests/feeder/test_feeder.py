@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 from feeder_shards import slow_copies, write_shards
 
-from ratchet.errors import InvalidArgument, NotFound
+from ratchet.errors import FailedPrecondition, InvalidArgument, NotFound
 from ratchet.feeder import (
     AdaptivePrefetch,
     Feeder,
@@ -252,3 +253,36 @@ def test_a_prepared_dataset_folder_is_read_at_its_split(tmp_path: Path) -> None:
     assert np.array_equal(
         np.sort(ids_of(Feeder(str(tmp_path / "dataset" / "train" / "*.parquet")))), np.arange(150)
     )
+
+
+def test_adaptive_prefetch_respects_the_maximum_depth_and_gives_memory_back(
+    tmp_path: Path, shards: Path
+) -> None:
+    latency.register()
+    urls = slow_copies(tmp_path, shards=30, rows=50, delay_ms=20)
+    capped = FeederOptions(prefetch_depth=1, max_prefetch_depth=2)
+    feeder = Feeder(urls, batch_size=10, policies=[AdaptivePrefetch(window=5)], options=capped)
+    assert len(ids_of(feeder)) == 1500
+    assert feeder.control.prefetch_depth == 2
+    quiet = AdaptivePrefetch(window=2, patience=2)
+    options = FeederOptions(prefetch_depth=8)
+    feeder = Feeder(shards, batch_size=10, epochs=3, policies=[quiet], options=options)
+    batches = iter(feeder)
+    for _ in batches:
+        time.sleep(0.0005)  # a consumer slower than the local source: it never waits
+    assert feeder.control.prefetch_depth < 8
+
+
+def test_skip_rows_resumes_an_epoch_where_it_left_off(shards: Path) -> None:
+    whole = ids_of(Feeder(shards, batch_size=100, seed=5, epochs=2))
+    resumed = ids_of(
+        Feeder(shards, batch_size=100, seed=5, epochs=2, options=FeederOptions(skip_rows=1234))
+    )
+    assert resumed == whole[1234:]
+
+
+def test_a_closed_feeder_says_so(shards: Path) -> None:
+    feeder = Feeder(shards)
+    feeder.close()
+    with pytest.raises(FailedPrecondition, match="feeder is closed"):
+        iter(feeder)

@@ -45,7 +45,8 @@ def test_a_damaged_copy_fails_over_without_losing_or_repeating_rows(
     ]
     feeder = Feeder(shards, batch_size=100, epochs=2, options=FeederOptions(shuffle=False))
     assert sorted(served_ids(feeder)) == sorted(list(range(ROWS)) * 2)
-    assert feeder.balancer.failovers == 1  # then the primary is avoided for its cooldown
+    # then the primary is avoided for its cooldown (reads already in flight may fail too)
+    assert 1 <= feeder.balancer.failovers <= FeederOptions().read_ahead
     assert feeder.balancer.reads == {str(mirror): 8}
 
 

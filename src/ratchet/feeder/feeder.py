@@ -11,7 +11,6 @@ is in `iterator`, row order in `plan`, copies and failover in `replicas`.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -23,7 +22,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ratchet.errors import InvalidArgument
+from ratchet.errors import FailedPrecondition, InvalidArgument
 from ratchet.feeder.control import SETTINGS, Change, FeederControl
 from ratchet.feeder.plan import Partition, SliceRule, slice_masks
 from ratchet.feeder.policy import Policy
@@ -57,6 +56,8 @@ class FeederOptions:
     max_prefetch_depth: int = 256
     partition: Partition = field(default_factory=Partition)
     first_epoch: int = 0
+    read_ahead: int = 2  # shard reads in flight ahead of the one being served
+    skip_rows: int = 0  # of the first epoch's share: resume mid-epoch where a checkpoint left off
     drop_last: bool = False  # drop an epoch's last, short batch (uniform mode)
     output: str = "numpy"  # or "torch": tensors that share the arrays' memory
     timeout: float = 30.0  # seconds before a stalled copy of a shard is given up on
@@ -100,10 +101,7 @@ class Feeder:
         self.seed, self.epochs, self.run = seed, epochs, run
         self.balancer = ReplicaBalancer(timeout=self.options.timeout, seed=seed)
         found = find_shards(source, split=self.options.split, mirrors=self.options.mirrors)
-        self.shards = [
-            s if s.rows is not None else dataclasses.replace(s, rows=self.balancer.row_count(s))
-            for s in found
-        ]
+        self.shards = self.balancer.with_row_counts(found)
         self.total_rows = sum(s.rows or 0 for s in self.shards)
         if self.total_rows == 0:
             raise InvalidArgument("the shards hold no rows")
@@ -150,6 +148,8 @@ class Feeder:
     def __iter__(self) -> FeederIterator:
         from ratchet.feeder.iterator import FeederIterator
 
+        if self.balancer.closed:
+            raise FailedPrecondition("this feeder is closed; make a new one to read again")
         return FeederIterator(self)
 
     def feedback(self, feedback: Mapping[str, Any]) -> list[Change]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -167,6 +168,7 @@ class FeederIterator(Generator[Batch, Mapping[str, Any] | None, None]):
             step=self.step,
             batch_size=control.batch_size,
             prefetch_depth=control.prefetch_depth,
+            max_prefetch_depth=control.max_prefetch_depth,
             weights=control.weights,
             rows_per_second=(window_rows + rows) / max(now - start, 1e-9),
             wait_seconds=waited,
@@ -249,30 +251,39 @@ class FeederIterator(Generator[Batch, Mapping[str, Any] | None, None]):
 
     def _uniform_blocks(self) -> Iterator[_Block]:
         feeder, options = self.feeder, self.feeder.options
-        with ThreadPoolExecutor(1, thread_name_prefix="ratchet-read-ahead") as reader:
+        reads = max(1, options.read_ahead)
+        with ThreadPoolExecutor(reads, thread_name_prefix="ratchet-read-ahead") as reader:
             for epoch in self._epochs():
-                order = shard_order(
-                    len(feeder.shards), seed=feeder.seed, epoch=epoch, shuffle=options.shuffle
+                order = [
+                    int(i)
+                    for i in shard_order(
+                        len(feeder.shards), seed=feeder.seed, epoch=epoch, shuffle=options.shuffle
+                    )
+                ]
+                # Up to `read_ahead` shard reads in flight, consumed in plan order.
+                ahead: deque[Future[Arrays]] = deque(
+                    reader.submit(feeder.read_shard, i) for i in order[:reads]
                 )
-                ahead: Future[Arrays] = reader.submit(feeder.read_shard, int(order[0]))
                 offset = 0
+                skip = options.skip_rows if epoch == options.first_epoch else 0
                 for position, index in enumerate(order):
-                    arrays = ahead.result()
-                    if position + 1 < len(order):
-                        ahead = reader.submit(feeder.read_shard, int(order[position + 1]))
+                    arrays = ahead.popleft().result()
+                    if position + reads < len(order):
+                        ahead.append(reader.submit(feeder.read_shard, order[position + reads]))
                     rows = feeder.shards[index].rows or 0
                     mine = share(
                         row_order(
                             rows,
                             seed=feeder.seed,
                             epoch=epoch,
-                            shard=int(index),
+                            shard=index,
                             shuffle=options.shuffle,
                         ),
                         offset=offset,
                         partition=options.partition,
                     )
                     offset += rows
+                    mine, skip = mine[skip:], max(0, skip - len(mine))
                     picked = {k: v[mine] for k, v in arrays.items()}
                     yield from self._cut(epoch, 0, picked, len(mine))
 

@@ -23,6 +23,7 @@ class Observation:
     step: int  # batches served so far
     batch_size: int
     prefetch_depth: int
+    max_prefetch_depth: int
     weights: Mapping[str, float]
     rows_per_second: float  # served, over the last window
     wait_seconds: float  # this batch's wait on the queue
@@ -189,7 +190,7 @@ class AdaptivePrefetch:
         waited = self._waited / self._elapsed if self._elapsed > 0 else 0.0
         self._since, self._waited, self._elapsed = 0, 0.0, 0.0
         fits = max(1, int(self.memory_limit_mb * 2**20 // max(seen.block_bytes, 1)))
-        ceiling = max(self.min_depth, min(self.max_depth, fits))
+        ceiling = min(max(self.min_depth, min(self.max_depth, fits)), seen.max_prefetch_depth)
         if waited > self.target_wait:
             self._quiet = 0
             return {"prefetch_depth": min(ceiling, seen.prefetch_depth * 2)}

@@ -61,16 +61,19 @@ class PrefetchQueue(Generic[T]):
 
     def get(self) -> tuple[T, float]:
         """The next item and the seconds spent waiting for it."""
-        started = time.perf_counter()
+        waited = 0.0  # an item that was ready cost no wait, not the lock's microseconds
         with self._lock:
-            while not self._items and self._error is None:
-                self._lock.wait()
+            if not self._items and self._error is None:
+                started = time.perf_counter()
+                while not self._items and self._error is None:
+                    self._lock.wait()
+                waited = time.perf_counter() - started
             if not self._items:
                 assert self._error is not None
                 raise self._error
             item = self._items.popleft()
             self._lock.notify_all()
-        return item, time.perf_counter() - started
+        return item, waited
 
     def close(self) -> None:
         """Stop the producer: a blocked or later `put` raises `Closed`."""

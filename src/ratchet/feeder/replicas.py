@@ -12,14 +12,16 @@ order rows are fed in (`plan`).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import fsspec
 import pyarrow as pa
@@ -27,6 +29,7 @@ import pyarrow.parquet as pq
 
 from ratchet.errors import InvalidArgument, StoreError
 
+T = TypeVar("T")
 #: Weight of the newest read in a location's moving average of seconds per row.
 SMOOTHING = 0.3
 
@@ -67,6 +70,25 @@ def read_row_count(url: str) -> int:
     return int(pq.ParquetFile(url.removeprefix("file://")).metadata.num_rows)
 
 
+def _within(timeout: float, read: Callable[..., T], *args: Any) -> T:
+    """`read(*args)` on a thread of its own, given up on after `timeout` seconds.
+
+    A thread per read, not a pool: a stalled copy then holds only its own thread,
+    and never starves the reads of healthy copies queued behind it. Daemon threads
+    so a read that never returns does not keep the process alive.
+    """
+    result: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            result.set_result(read(*args))
+        except BaseException as e:  # handed to the waiting reader, which decides
+            result.set_exception(e)
+
+    threading.Thread(target=run, name="ratchet-replica-read", daemon=True).start()
+    return result.result(timeout)
+
+
 @dataclass
 class _Location:
     seconds_per_row: float | None = None
@@ -97,7 +119,7 @@ class ReplicaBalancer:
         self._lock = threading.Lock()
         self._locations: dict[str, _Location] = {}
         self._random = random.Random(self.seed)
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ratchet-replica")
+        self.closed = False
 
     def read(self, shard: Shard, columns: Sequence[str] | None = None) -> pa.Table:
         """The shard's rows from the first copy that answers correctly in time."""
@@ -108,7 +130,7 @@ class ReplicaBalancer:
                 self._locations[where].in_flight += 1
             started = time.perf_counter()
             try:
-                table = self._pool.submit(read_parquet, url, columns).result(self.timeout)
+                table = _within(self.timeout, read_parquet, url, columns)
                 if shard.rows is not None and table.num_rows != shard.rows:
                     raise ValueError(f"{table.num_rows} rows where {shard.rows} were expected")
             except FutureTimeout:
@@ -125,12 +147,25 @@ class ReplicaBalancer:
                     self._locations[where].in_flight -= 1
         raise StoreError(f"shard {shard.name} has no healthy replica: {'; '.join(errors)}")
 
+    def with_row_counts(self, shards: Sequence[Shard]) -> list[Shard]:
+        """`shards` with their row counts filled in from the footers, read concurrently."""
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="ratchet-footer") as pool:
+            counts = pool.map(lambda s: s.rows if s.rows is not None else self.row_count(s), shards)
+            return [
+                dataclasses.replace(shard, rows=rows)
+                for shard, rows in zip(shards, counts, strict=True)
+            ]
+
     def row_count(self, shard: Shard) -> int:
         """The shard's row count from its Parquet footer, from the first copy that has one."""
         errors = []
         for url in self._ranked(shard.replicas):
+            started = time.perf_counter()
             try:
-                return self._pool.submit(read_row_count, url).result(self.timeout)
+                rows = _within(self.timeout, read_row_count, url)
+                # A footer read is a small read: it still ranks the copies by latency.
+                self._learn(location(url), time.perf_counter() - started, max(rows, 1), count=False)
+                return rows
             except FutureTimeout:
                 errors.append(f"{url}: no answer within {self.timeout:g} s")
             except Exception as e:  # a missing or corrupt copy: ask the next one
@@ -139,7 +174,7 @@ class ReplicaBalancer:
         raise StoreError(f"shard {shard.name} has no healthy replica: {'; '.join(errors)}")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.closed = True
 
     def _ranked(self, urls: Sequence[str]) -> list[str]:
         """Healthy copies cheapest first (unmeasured ones count as free), then the down ones."""
@@ -160,7 +195,7 @@ class ReplicaBalancer:
                 healthy.insert(0, healthy.pop(self._random.randrange(1, len(healthy))))
         return healthy + down
 
-    def _learn(self, where: str, seconds: float, rows: int) -> None:
+    def _learn(self, where: str, seconds: float, rows: int, *, count: bool = True) -> None:
         with self._lock:
             state = self._locations[where]
             rate = seconds / rows
@@ -169,7 +204,8 @@ class ReplicaBalancer:
                 rate if previous is None else SMOOTHING * rate + (1 - SMOOTHING) * previous
             )
             state.down_until = 0.0
-            self.reads[where] += 1
+            if count:
+                self.reads[where] += 1
 
     def _mark_down(self, where: str) -> None:
         with self._lock:
