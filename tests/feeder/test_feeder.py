@@ -19,6 +19,7 @@ from ratchet.feeder import (
     Partition,
     Sampling,
     ScheduledBatchSize,
+    ThroughputBatchSize,
     latency,
 )
 from ratchet.metadata import MetadataStore
@@ -286,3 +287,27 @@ def test_a_closed_feeder_says_so(shards: Path) -> None:
     feeder.close()
     with pytest.raises(FailedPrecondition, match="feeder is closed"):
         iter(feeder)
+
+
+def test_throughput_policy_grows_the_batch_while_rows_per_second_rise(shards: Path) -> None:
+    policy = ThroughputBatchSize(minimum=8, maximum=64, window=3)
+    feeder = Feeder(shards, batch_size=8, epochs=None, policies=[policy])
+    batches = iter(feeder)
+    for _ in range(40):
+        next(batches)
+        time.sleep(0.002)  # a fixed cost per batch: a bigger batch serves more rows/s
+    batches.close()
+    assert feeder.control.batch_size == 64
+    assert [c.value for c in feeder.history] == [16, 32, 64]
+
+
+def test_throughput_policy_stops_growing_past_its_memory_limit(shards: Path) -> None:
+    policy = ThroughputBatchSize(minimum=8, maximum=64, window=3, memory_limit_mb=100)
+    feeder = Feeder(shards, batch_size=8, epochs=None, policies=[policy])
+    batches = iter(feeder)
+    next(batches)
+    for _ in range(20):
+        batches.send({"memory_mb": 500.0})
+        time.sleep(0.002)
+    batches.close()
+    assert feeder.control.batch_size == 8

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import time
 from collections import Counter
 from typing import Any
 
@@ -309,7 +308,7 @@ def test_bad_statistics_and_matrices_are_rejected(
         fit_correlation(source.set_column(0, "age", pa.array(["old"] * ROWS)), statistics)
 
 
-def test_sampling_is_vectorized() -> None:
+def test_a_wide_table_samples_with_its_copula() -> None:
     rng = np.random.default_rng(0)
     wide = pa.table(
         {
@@ -321,8 +320,5 @@ def test_sampling_is_vectorized() -> None:
     generator = SyntheticGenerator.from_statistics(
         statistics, correlation=fit_correlation(wide, statistics)
     )
-    started = time.perf_counter()
     rows = generator.sample(100_000, seed=0)
-    # About 0.3 s here; a per-row Python loop would take many seconds.
-    assert time.perf_counter() - started < 2.0
     assert rows.shape == (100_000, 20)
