@@ -94,7 +94,10 @@ class _TorchPredictor:
 
     @torch.no_grad()
     def predict(self, features: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[Any]:
-        tensors = {k: torch.from_numpy(np.asarray(v)) for k, v in features.items()}
+        # Arrow hands out read-only arrays; torch wants writable memory.
+        tensors = {
+            k: torch.from_numpy(np.require(v, requirements="W")) for k, v in features.items()
+        }
         return predictions(self.task, self.model(tensors)).numpy()
 
 

@@ -29,7 +29,6 @@ from ratchet.training.models import MLPSpec, TabularMLP
 from ratchet.training.task import Task
 
 WARMUP = "Warmup"
-WARMUP_TYPE = RecordType(Kind.EXECUTION, WARMUP)
 
 
 @dataclass(frozen=True)
@@ -94,61 +93,82 @@ def warm_up(
     found = hub.find(handle)
     if found:
         return WarmupResult(found[0], True, key)
-
-    started = time.time()
-    torch.manual_seed(seed)
-    model = TabularMLP(spec)
-    if initial is not None:
-        model.load_state_dict(hub.load(initial)[0])
     train_rows = sum(
         pq.ParquetFile(p).metadata.num_rows for p in (dataset / "train").glob("*.parquet")
     )
     steps = config.total_steps(train_rows)
-    fit(
-        model,
+    train = TrainConfig(
+        epochs=max(1, -(-steps * config.batch_size // max(train_rows, 1))),
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=steps,
+        start_lr=config.start_lr,
+        max_steps=steps,
+        seed=seed,
+    )
+    ref = train_stage(
+        hub,
+        spec,
         dataset,
         task,
-        config=TrainConfig(
-            epochs=max(1, -(-steps * config.batch_size // max(train_rows, 1))),
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            warmup_steps=steps,
-            start_lr=config.start_lr,
-            max_steps=steps,
-            seed=seed,
-        ),
+        config=train,
+        initial=initial,
+        handle=handle,
+        record=Stage(WARMUP, dataset_version, {"cache_key": key}),
     )
-    ref = hub.publish(
-        handle, model.state_dict(), architecture=spec.to_dict(), architecture_sha256=spec.sha256
-    )
-    _record(hub, ref, initial, dataset_version, key, started)
     return WarmupResult(ref, False, key)
 
 
-def _record(
+@dataclass(frozen=True)
+class Stage:
+    """How a weights-producing stage is recorded: its execution type and what it read."""
+
+    execution: str
+    dataset_version: str
+    properties: dict[str, Any]
+    extra_inputs: tuple[tuple[str, int], ...] = ()  # (event path, artifact id)
+
+
+def train_stage(
     hub: Hub,
-    ref: WeightsRef,
+    spec: MLPSpec,
+    dataset: Path,
+    task: Task,
+    *,
+    config: TrainConfig,
     initial: WeightsRef | None,
-    dataset_version: str,
-    key: str,
-    started: float,
-) -> None:
+    handle: str,
+    record: Stage,
+) -> WeightsRef:
+    """Train from `initial` (or a seeded random init), publish as `handle`, record the stage."""
+    started = time.time()
+    torch.manual_seed(config.seed)
+    model = TabularMLP(spec)
+    if initial is not None:
+        model.load_state_dict(hub.load(initial)[0])
+    fit(model, dataset, task, config=config)
+    ref = hub.publish(
+        handle, model.state_dict(), architecture=spec.to_dict(), architecture_sha256=spec.sha256
+    )
     store = hub.store
-    store.put_type(WARMUP_TYPE)
+    store.put_type(RecordType(Kind.EXECUTION, record.execution))
     inputs: dict[str, Artifact] = {}
-    datasets = store.find_artifacts(type="Dataset", sha256=dataset_version)
+    datasets = store.find_artifacts(type="Dataset", sha256=record.dataset_version)
     if datasets:
         inputs["dataset"] = datasets[0]
     if initial is not None:
         inputs["initial_weights"] = store.get_artifact(initial.artifact_id)
+    for path, artifact_id in record.extra_inputs:
+        inputs[path] = store.get_artifact(artifact_id)
     store.put_execution(
         Execution(
-            WARMUP,
+            record.execution,
             state=ExecutionState.COMPLETE,
-            custom_properties={"cache_key": key, "dataset_version": dataset_version},
+            custom_properties={**record.properties, "dataset_version": record.dataset_version},
             start_time=to_datetime(started),
             end_time=to_datetime(time.time()),
         ),
         inputs=inputs,
         outputs={"weights": store.get_artifact(ref.artifact_id)},
     )
+    return ref

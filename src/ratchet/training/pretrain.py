@@ -1,0 +1,100 @@
+"""Synthetic pre-training: after warmup, train on rows drawn from the dataset's statistics.
+
+Owns `pretrain`: it samples raw rows with a `SyntheticGenerator` (marginals and,
+optionally, a copula from the training statistics), labels them with a teacher
+(e.g. the AutoML baseline's predict) or a rule, transforms them with the
+dataset's own transform, trains the warmed weights on them (evaluating on the
+real validation split) and publishes the result to the hub, cached by its
+inputs, with a `Pretrain` execution whose input is the warmup's output: lineage
+reads warmup -> pretrain -> trials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ratchet.data.export import write_shards
+from ratchet.data.transform import Transform
+from ratchet.errors import InvalidArgument
+from ratchet.training.hub import Hub, WeightsRef
+from ratchet.training.loop import TrainConfig
+from ratchet.training.models import MLPSpec
+from ratchet.training.synthetic import SyntheticGenerator
+from ratchet.training.task import Task
+from ratchet.training.warmup import Stage, train_stage
+
+PRETRAIN = "Pretrain"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    rows: int = 50_000
+    epochs: int = 2
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.rows < 1 or self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise InvalidArgument("pre-training needs positive rows, epochs, batch_size and rate")
+
+
+def pretrain(
+    hub: Hub,
+    spec: MLPSpec,
+    dataset: Path,
+    task: Task,
+    *,
+    start: WeightsRef,
+    generator: SyntheticGenerator,
+    labeller_name: str,
+    dataset_version: str,
+    config: PretrainConfig,
+    seed: int = 0,
+) -> WeightsRef:
+    """Weights pre-trained on synthetic rows from `start`; cached by every input.
+
+    `labeller_name` names the generator's labeller in the cache key (a teacher model's
+    version, or a rule's name): the function itself cannot be hashed.
+    """
+    parts = {
+        "start": start.sha256,
+        "dataset": dataset_version,
+        "labeller": labeller_name,
+        "config": asdict(config),
+        "seed": seed,
+        "architecture": spec.sha256,
+    }
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    handle = f"pretrain-{key[:24]}"
+    found = hub.find(handle)
+    if found:
+        return found[0]
+    transform = Transform.from_json((dataset / "transform.json").read_text())
+    rows = generator.sample(config.rows, seed=seed)
+    if task.label not in rows.column_names:
+        raise InvalidArgument("the generator must label its rows (give it a teacher or a rule)")
+    with tempfile.TemporaryDirectory(prefix="ratchet-pretrain-") as folder:
+        synthetic = Path(folder)
+        write_shards([transform.apply(rows)], synthetic / "train")
+        # Progress is judged on real rows: the dataset's own validation split.
+        os.symlink((dataset / "validation").resolve(), synthetic / "validation")
+        return train_stage(
+            hub,
+            spec,
+            synthetic,
+            task,
+            config=TrainConfig(
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                learning_rate=config.learning_rate,
+                seed=seed,
+            ),
+            initial=start,
+            handle=handle,
+            record=Stage(PRETRAIN, dataset_version, {"cache_key": key, "labeller": labeller_name}),
+        )

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from ratchet.artifacts import ArtifactStore
+from ratchet.data.engines.local import PreparedDataset
+from ratchet.errors import CorruptedArtifact, InvalidArgument, NotFound
+from ratchet.metadata import MetadataStore
+from ratchet.training.hub import Hub
+from ratchet.training.models import TabularMLP, mlp_spec
+from ratchet.training.pretrain import PretrainConfig, pretrain
+from ratchet.training.synthetic import SyntheticGenerator
+from ratchet.training.task import detect_task
+from ratchet.training.warmup import WarmupConfig, warm_up
+
+VERSION = "d" * 64  # the dataset version the tests pretend to train on
+
+
+@pytest.fixture
+def hub(store: MetadataStore, tmp_path: Path) -> Hub:
+    return Hub(store, ArtifactStore(str(tmp_path / "artifacts")), folder=tmp_path / "architectures")
+
+
+def spec_of(dataset: PreparedDataset):  # type: ignore[no-untyped-def]
+    return mlp_spec(dataset.transform, detect_task(dataset.train_statistics), hidden=(8,))
+
+
+def test_weights_get_versions_and_load_verified(hub: Hub, dataset: PreparedDataset) -> None:
+    spec = spec_of(dataset)
+    first = TabularMLP(spec).state_dict()
+    ref1 = hub.publish(
+        "churn-domain", first, architecture=spec.to_dict(), architecture_sha256=spec.sha256
+    )
+    second = {k: v + 1 for k, v in first.items()}
+    ref2 = hub.publish(
+        "churn-domain", second, architecture=spec.to_dict(), architecture_sha256=spec.sha256
+    )
+    again = hub.publish(
+        "churn-domain", first, architecture=spec.to_dict(), architecture_sha256=spec.sha256
+    )
+    assert (ref1.version, ref2.version, again.version) == (1, 2, 1)
+    assert hub.resolve("churn-domain") == ref2
+    assert hub.resolve("churn-domain@1") == ref1
+    assert hub.resolve(ref1.sha256) == ref1
+    loaded, ref = hub.load("churn-domain@1")
+    assert ref == ref1 and all(torch.equal(loaded[k], first[k]) for k in first)
+    model = hub.build(hub.spec_of(ref1))
+    model.load_state_dict(loaded)
+    with pytest.raises(NotFound, match="no version 7"):
+        hub.resolve("churn-domain@7")
+    with pytest.raises(NotFound, match="no weights 'other'"):
+        hub.resolve("other")
+    with pytest.raises(InvalidArgument, match="without '@'"):
+        hub.publish("a@b", first, architecture=spec.to_dict(), architecture_sha256=spec.sha256)
+    path = Path(hub.artifacts.uri(ref1.sha256).removeprefix("file://"))
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(CorruptedArtifact):
+        hub.load(ref1)
+
+
+def test_architectures_from_a_local_folder(hub: Hub, tmp_path: Path) -> None:
+    folder = tmp_path / "architectures"
+    folder.mkdir()
+    (folder / "tiny.py").write_text(
+        "from torch import nn\n"
+        "ARCHITECTURE = 'tiny-linear'\n"
+        "def build(spec):\n"
+        "    return nn.Linear(spec['inputs'], 1)\n"
+    )
+    assert "tiny-linear" in hub.architectures()
+    assert "tabular-mlp" in hub.architectures()
+    model = hub.build({"architecture": "tiny-linear", "inputs": 3})
+    assert model(torch.ones(2, 3)).shape == (2, 1)
+    with pytest.raises(NotFound, match="no architecture 'huge'"):
+        hub.build({"architecture": "huge"})
+
+
+def test_warmup_is_trained_once_then_a_cache_hit(hub: Hub, dataset: PreparedDataset) -> None:
+    task = detect_task(dataset.train_statistics)
+    spec = spec_of(dataset)
+    config = WarmupConfig(steps=30, start_lr=1e-4, learning_rate=3e-3, batch_size=64)
+    first = warm_up(hub, spec, dataset.folder, task, dataset_version=VERSION, config=config, seed=1)
+    assert not first.cached
+    runs = len(hub.store.find_executions(type="Warmup"))
+    second = warm_up(
+        hub, spec, dataset.folder, task, dataset_version=VERSION, config=config, seed=1
+    )
+    assert second.cached and second.weights == first.weights
+    assert len(hub.store.find_executions(type="Warmup")) == runs  # nothing was trained
+    cached, _ = hub.load(second.weights)
+    assert cached.keys() == TabularMLP(spec).state_dict().keys()
+    other = warm_up(hub, spec, dataset.folder, task, dataset_version=VERSION, config=config, seed=2)
+    assert not other.cached and other.weights.sha256 != first.weights.sha256
+    [execution] = [
+        e
+        for e in hub.store.find_executions(type="Warmup")
+        if e.custom_properties["cache_key"] == first.key
+    ]
+    graph = hub.store.lineage(execution_id=execution.id, direction="downstream", depth=1)
+    assert {a.sha256 for a in graph.artifacts} == {first.weights.sha256}
+
+
+def test_warmup_configs_are_checked() -> None:
+    with pytest.raises(InvalidArgument, match="steps or epochs"):
+        WarmupConfig()
+    with pytest.raises(InvalidArgument, match="steps or epochs"):
+        WarmupConfig(steps=3, epochs=1)
+    assert WarmupConfig(epochs=2, batch_size=10).total_steps(95) == 20
+
+
+def test_pretraining_follows_warmup_in_lineage(hub: Hub, dataset: PreparedDataset) -> None:
+    task = detect_task(dataset.train_statistics)
+    spec = spec_of(dataset)
+    warm = warm_up(
+        hub,
+        spec,
+        dataset.folder,
+        task,
+        dataset_version=VERSION,
+        config=WarmupConfig(steps=10),
+        seed=0,
+    )
+
+    def rule(rows: pa.Table) -> np.ndarray:
+        return (np.asarray(rows["a"].to_numpy(zero_copy_only=False)) > 0).astype(np.int64)
+
+    generator = SyntheticGenerator.from_statistics(dataset.train_statistics, labeller=rule)
+    config = PretrainConfig(rows=2000, epochs=1, batch_size=128)
+    ref = pretrain(
+        hub,
+        spec,
+        dataset.folder,
+        task,
+        start=warm.weights,
+        generator=generator,
+        labeller_name="a>0",
+        dataset_version=VERSION,
+        config=config,
+    )
+    assert ref.sha256 != warm.weights.sha256
+    again = pretrain(
+        hub,
+        spec,
+        dataset.folder,
+        task,
+        start=warm.weights,
+        generator=generator,
+        labeller_name="a>0",
+        dataset_version=VERSION,
+        config=config,
+    )
+    assert again == ref
+    graph = hub.store.lineage(artifact_id=ref.artifact_id, direction="upstream", depth=4)
+    assert {e.type for e in graph.executions} == {"Warmup", "Pretrain"}

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ratchet.data.engines.local import PreparedDataset
+from ratchet.errors import InvalidArgument
+from ratchet.training.contract import ObjectiveFailed, TrainingContext, running
+from ratchet.training.loop import TrainConfig, fit
+from ratchet.training.models import TabularMLP, mlp_spec
+from ratchet.training.schedule import LearningRateSchedule
+from ratchet.training.stopping import EarlyStopping, FailureRules
+from ratchet.training.task import detect_task
+
+
+def model_for(dataset: PreparedDataset, *, seed: int = 0, dropout: float = 0.0) -> TabularMLP:
+    torch.manual_seed(seed)
+    task = detect_task(dataset.train_statistics)
+    return TabularMLP(mlp_spec(dataset.transform, task, hidden=(16,), dropout=dropout))
+
+
+def test_fit_learns_better_than_the_class_prior(dataset: PreparedDataset) -> None:
+    task = detect_task(dataset.train_statistics)
+    model = model_for(dataset)
+    result = fit(
+        model, dataset.folder, task, config=TrainConfig(epochs=4, batch_size=64, learning_rate=3e-3)
+    )
+    assert result.epochs == 4
+    assert result.steps == 4 * -(-dataset.rows["train"] // 64)
+    # the prior's log-loss for a roughly balanced binary label is about 0.69
+    assert result.metrics["validation_loss"] < 0.55
+    assert result.metrics["validation_accuracy"] > 0.7
+
+
+def test_every_step_uses_the_exact_warmup_rate(dataset: PreparedDataset, tmp_path: Path) -> None:
+    task = detect_task(dataset.train_statistics)
+    reports: list[tuple[int, dict[str, float]]] = []
+    config = TrainConfig(
+        epochs=1,
+        batch_size=128,
+        learning_rate=0.01,
+        warmup_steps=10,
+        start_lr=0.001,
+        report_every=1,
+    )
+    with running(TrainingContext(model_dir=tmp_path), lambda s, m: reports.append((s, m))):
+        fit(model_for(dataset), dataset.folder, task, config=config)
+    rates = {step: m["learning_rate"] for step, m in reports if "learning_rate" in m}
+    schedule = LearningRateSchedule(0.01, warmup_steps=10, start_lr=0.001)
+    assert rates[1] == pytest.approx(0.001)
+    assert rates[6] == pytest.approx(0.001 + 0.009 * 5 / 10)
+    for step, rate in rates.items():
+        assert rate == pytest.approx(schedule(step - 1))
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(dataset: PreparedDataset) -> None:
+    task = detect_task(dataset.train_statistics)
+    stopping = EarlyStopping(patience=1, min_delta=10.0)  # nothing after the first counts
+    model = model_for(dataset)
+    result = fit(
+        model, dataset.folder, task, config=TrainConfig(epochs=20, batch_size=64), stopping=stopping
+    )
+    assert result.stopped_early
+    assert result.epochs == 3  # best at epoch 1, one patient epoch, stop after the next
+    assert result.best_step == result.history[0]["step"]
+    assert result.metrics["validation_loss"] == pytest.approx(result.history[0]["validation_loss"])
+
+
+def test_a_huge_learning_rate_fails_the_objective(dataset: PreparedDataset) -> None:
+    task = detect_task(dataset.train_statistics)
+    with pytest.raises(ObjectiveFailed, match=r"diverged|loss is"):
+        fit(
+            model_for(dataset),
+            dataset.folder,
+            task,
+            config=TrainConfig(epochs=3, batch_size=32, learning_rate=1e4),
+            failure=FailureRules(divergence=3.0),
+        )
+
+
+def test_an_unreachable_objective_fails_within_its_budget(dataset: PreparedDataset) -> None:
+    task = detect_task(dataset.train_statistics)
+    with pytest.raises(ObjectiveFailed, match="not reached within"):
+        fit(
+            model_for(dataset),
+            dataset.folder,
+            task,
+            config=TrainConfig(epochs=5, batch_size=64),
+            stopping=EarlyStopping(patience=100),
+            failure=FailureRules(objective=0.01, within_steps=50),
+        )
+
+
+def test_resuming_from_a_checkpoint_gives_the_same_weights(
+    dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    task = detect_task(dataset.train_statistics)
+    config = TrainConfig(epochs=2, batch_size=64, checkpoint_every=7, seed=3)
+    whole = model_for(dataset, seed=3, dropout=0.2)
+    fit(whole, dataset.folder, task, config=config, checkpoints=tmp_path / "whole")
+    # An interrupted run: stop after 20 steps (a checkpoint was written at step 14).
+    first = model_for(dataset, seed=3, dropout=0.2)
+    stopped = TrainConfig(epochs=2, batch_size=64, checkpoint_every=7, seed=3, max_steps=20)
+    fit(first, dataset.folder, task, config=stopped, checkpoints=tmp_path / "part")
+    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 20
+    resumed = model_for(dataset, seed=99, dropout=0.2)  # other init: the checkpoint must win
+    result = fit(resumed, dataset.folder, task, config=config, checkpoints=tmp_path / "part")
+    assert result.steps == 2 * -(-dataset.rows["train"] // 64)
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+def test_bad_configs_are_refused() -> None:
+    with pytest.raises(InvalidArgument, match="epochs and batch_size"):
+        TrainConfig(epochs=0)
+    with pytest.raises(InvalidArgument, match="epochs and batch_size"):
+        TrainConfig(batch_size=0)
