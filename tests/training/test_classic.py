@@ -31,15 +31,13 @@ from ratchet.training.jobs import run_job
 
 ROWS = 1500
 #: Settings for 1,200 training rows; the libraries' defaults overfit data this small.
-SMALL = {
+SMALL: dict[str, dict[str, Any]] = {
     "sklearn-logistic": {},
     "sklearn-linear": {},
     "sklearn-forest": {"n_estimators": 30, "min_samples_leaf": 5},
     "lightgbm": {"n_estimators": 40, "min_child_samples": 10},
     "xgboost": {"n_estimators": 40, "learning_rate": 0.1, "max_depth": 3},
 }
-
-
 BOOSTED = ("sklearn-forest", "lightgbm", "xgboost")  # trees, for any task
 
 
@@ -122,7 +120,7 @@ def test_each_trainer_beats_the_trivial_model_and_reloads_to_the_same_prediction
         assert metrics["validation_accuracy"] > 0.6
     model = load_classic(tmp_path / "model")
     # The saved model gives exactly the metrics computed from the fitted one.
-    reloaded = {}
+    reloaded: dict[str, float] = {}
     for name in ("validation", "test"):
         rows = split(datasets[task], name)
         predictions = model.predict(columns(rows))
@@ -281,10 +279,9 @@ def test_predict_wants_transformed_columns(datasets: dict[str, Path], tmp_path: 
 
 
 def test_runs_as_a_training_script(datasets: dict[str, Path], tmp_path: Path) -> None:
+    reports = tmp_path / "reports.jsonl"
     context = TrainingContext(
-        model_dir=tmp_path / "model",
-        dataset=str(datasets["multiclass"]),
-        report_file=tmp_path / "reports.jsonl",
+        model_dir=tmp_path / "model", dataset=str(datasets["multiclass"]), report_file=reports
     )
     env = {**os.environ, **context.to_env()}
     command = [sys.executable, "-m", "ratchet.training.classic", "--kind", "xgboost"]
@@ -298,7 +295,7 @@ def test_runs_as_a_training_script(datasets: dict[str, Path], tmp_path: Path) ->
     )
 
     assert done.returncode == 0, done.stderr
-    lines = [json.loads(line) for line in context.report_file.read_text().splitlines()]  # type: ignore[union-attr]
+    lines = [json.loads(line) for line in reports.read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2, 3, 4, 4]
     assert "validation_accuracy" in lines[-1]["metrics"]
     assert load_classic(tmp_path / "model").kind == "xgboost"
