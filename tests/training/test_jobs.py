@@ -39,7 +39,7 @@ def test_a_callable_job_reports_and_is_recorded(
         context=context(tmp_path, dataset),
         launcher="inprocess",
         store=store,
-        log=lambda step, metrics: seen.append(step),
+        on_report=lambda step, metrics: seen.append(step),
     )
     assert result.state == "COMPLETE"
     assert seen == [1, 2, 3]
@@ -203,3 +203,27 @@ def test_two_ddp_processes_match_one_at_the_same_global_batch(
     # only rank 0 reports (one final report, not two) and writes the bundle
     assert sum("test_loss" in r["metrics"] for r in two.reports) == 1
     assert (two.model_dir / "model.pt").exists()
+
+
+def test_reports_become_the_runs_time_series_and_tensorboard_events(
+    tmp_path: Path, dataset: PreparedDataset, store: MetadataStore
+) -> None:
+    from ratchet.tracking import Tracker
+
+    tracker = Tracker(store, "training", run_root=tmp_path / "runs")
+    run = tracker.start_run("trial-1", tensorboard=True)
+
+    def train() -> None:
+        for step in range(1, 6):
+            report(step, loss=1.0 / step, learning_rate=0.1)
+
+    result = run_job(
+        train, {}, context=context(tmp_path, dataset), launcher="inprocess", store=store, run=run
+    )
+    run.end()
+    series = run.get_time_series_df()
+    assert series["loss"].tolist() == pytest.approx([1.0, 0.5, 1 / 3, 0.25, 0.2])
+    assert list((tmp_path / "runs").rglob("events.out.tfevents.*"))
+    jobs = store.find_executions(type="TrainingJob", context=run.id)
+    assert [j.id for j in jobs] == [result.execution_id]
+    tracker.close()

@@ -14,6 +14,7 @@ its logs; it never takes the launcher down.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from ratchet.metadata import (
     RecordType,
 )
 from ratchet.metadata.rows import to_datetime
+from ratchet.tracking.tracker import Run
 from ratchet.training.contract import (
     FAILED_OBJECTIVE,
     STOPPED,
@@ -125,10 +127,11 @@ def run_job(
     store: MetadataStore | None = None,
     inputs: Mapping[str, Artifact] | None = None,
     on_report: OnReport | None = None,
-    log: Callable[[int, dict[str, float]], None] | None = None,
-    run_context: Context | None = None,
+    run: Run | None = None,
 ) -> JobResult:
-    """Run `target` to the end and record it; `log(step, metrics)` receives every report.
+    """Run `target` to the end and record it; every report goes to `run`'s time series.
+
+    The run's TensorBoard writer (`run.enable_tensorboard()`) gets the same points.
 
     `target` is a callable (in process only), a `.py` script, or `module:NAME` for
     `python -m NAME`. `nproc` is the number of `torchrun` processes.
@@ -141,6 +144,7 @@ def run_job(
     model_dir.mkdir(parents=True, exist_ok=True)
     logs = model_dir.with_name(model_dir.name + ".log")
     started = time.time()
+    log = None if run is None else _run_logger(run)
     reports = _Reports(on_report, log)
     if callable(target):
         state, code, reason = _in_process(target, hyperparameters, context, reports, logs)
@@ -156,10 +160,20 @@ def run_job(
         state, code, reason = _subprocess(command, context, reports, logs)
     result = JobResult(state, code, logs, model_dir, reason, reports.items)
     if store is not None:
+        run_context = None if run is None else store.get_context(run.id)
         result.execution_id = _record(
             store, result, launcher, script, context, inputs or {}, started, run_context
         )
     return result
+
+
+def _run_logger(run: Run) -> Callable[[int, dict[str, float]], None]:
+    def log(step: int, metrics: dict[str, float]) -> None:
+        finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
+        if finite:
+            run.log_time_series_metrics(finite, step=step)
+
+    return log
 
 
 def _in_process(
@@ -285,7 +299,14 @@ def _record(
         properties["trial_id"] = context.trial_id
     outputs = {}
     if result.state == COMPLETE and any(result.model_dir.iterdir()):
-        outputs["model"] = Artifact(MODEL, uri=str(result.model_dir))
+        manifest = result.model_dir / "model.json"
+        framework = json.loads(manifest.read_text())["framework"] if manifest.exists() else ""
+        outputs["model"] = Artifact(
+            MODEL,
+            uri=str(result.model_dir),
+            properties={"framework": framework},
+            custom_properties={"metrics": result.metrics},
+        )
     written = store.put_execution(
         Execution(
             JOB,
