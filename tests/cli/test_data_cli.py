@@ -275,3 +275,34 @@ def test_prepare_registers_versions_by_content(
     assert {a["type"] for a in graph["artifacts"]} >= {"Dataset", "DataSource"}
     code, _, err = run_cli(capsys, "data", "prepare", str(source), "--label", "nope")
     assert_one_line_error(code, err, 3, "label column 'nope'")
+
+
+def test_prepare_on_the_beam_engine_gives_the_same_splits(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(4)
+    source = home.parent / "orders.parquet"
+    table = pa.table(
+        {"id": np.arange(500), "amount": rng.normal(size=500), "late": rng.integers(0, 2, 500)}
+    )
+    pq.write_table(table, source)
+    args = ["data", "prepare", str(source), "--label", "late", "--key", "id"]
+    code, _, err = run_cli(capsys, *args, "--name", "local")
+    assert code == 0, err
+    beam_args = ["--engine", "beam", "--runner", "DirectRunner"]
+    beam_args += ["--pipeline-option=--direct_num_workers=1"]
+    code, _, err = run_cli(capsys, *args, "--name", "beam", *beam_args)
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "data", "versions", "--json")
+    splits = {
+        v["dataset"]: json.loads((Path(v["folder"]) / "splits.json").read_text())
+        for v in json.loads(out)
+    }
+    assert splits["beam"] == splits["local"]
+    assert sum(splits["beam"].values()) == 500
+    code, _, err = run_cli(capsys, *args, "--engine", "spark")
+    assert_one_line_error(code, err, 2, "--engine must be local or beam")

@@ -243,9 +243,21 @@ def prepare_command(
     error_budget: Annotated[
         float | None, typer.Option(help="Malformed rows allowed: a fraction < 1 or a count.")
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="local (Arrow/DuckDB, in process) or beam (Apache Beam).")
+    ] = "local",
+    runner: Annotated[
+        str, typer.Option(help="Beam runner: DirectRunner, DataflowRunner, FlinkRunner, ...")
+    ] = "DirectRunner",
+    pipeline_option: Annotated[
+        list[str] | None,
+        typer.Option(help="A Beam pipeline option, e.g. --pipeline-option=--project=p (repeat)."),
+    ] = None,
 ) -> None:
     """Split, describe, fit the transform and export a source as a new dataset version."""
     config: Config = ctx.obj
+    if engine not in ("local", "beam"):
+        raise InvalidArgument(f"--engine must be local or beam, got {engine!r}")
     dataset_name = name or Path(source.rstrip("/*")).stem or "dataset"
     budget: float | int | None = error_budget
     if error_budget is not None and error_budget >= 1:
@@ -263,15 +275,30 @@ def prepare_command(
             phase: progress.add_task(f"{phase} {source}", total=None)
             for phase in ("describe", "export")
         }
-        prepared = prepare_dataset(
-            source,
-            staging,
-            label=label,
-            key=key,
-            shard_rows=shard_rows,
-            error_budget=budget,
-            on_batch=lambda phase, rows: progress.advance(phases[phase], rows),
-        )
+        if engine == "beam":
+            from ratchet.data.engines import beam
+
+            # Beam's workers report no per-batch progress: the bar shows the time.
+            prepared = beam.prepare_dataset(
+                source,
+                staging,
+                label=label,
+                key=key,
+                shard_rows=shard_rows,
+                error_budget=budget,
+                runner=runner,
+                options=pipeline_option,
+            )
+        else:
+            prepared = prepare_dataset(
+                source,
+                staging,
+                label=label,
+                key=key,
+                shard_rows=shard_rows,
+                error_budget=budget,
+                on_batch=lambda phase, rows: progress.advance(phases[phase], rows),
+            )
     with MetadataStore.from_config(config) as store:
         version = hash_path(staging)
         final = root / version[:12]
