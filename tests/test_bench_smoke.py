@@ -58,3 +58,11 @@ def test_quick_feeder_benchmark_prints_the_ratchet_rows(tmp_path: Path) -> None:
     rows = {(row[0], row[1]) for row in cells[1:]}
     assert ("throughput", "ratchet (numpy)") in rows, stdout
     assert ("mirrors", "ratchet") in rows, stdout
+
+
+def test_quick_training_benchmark_prints_the_ratchet_rows(tmp_path: Path) -> None:
+    stdout, cells = run_quick("bench_training.py", tmp_path)
+    rows = {(row[0], row[1]) for row in cells[1:]}
+    assert ("throughput", "ratchet fit") in rows, stdout
+    assert ("warmup", "ratchet, hit") in rows, stdout
+    assert ("ddp", "torchrun, 2 processes") in rows, stdout
