@@ -175,6 +175,17 @@ time_series = sa.Table(
     sa.Index(None, "context_id", "name"),
 )
 
+# Optuna's journal of tuning operations (`ratchet.tuning.storage`): one JSON log per row.
+# `seq` is the log's position, written dense and in commit order by the appender (no
+# autoincrement: sequence values can commit out of order or leave gaps, and Optuna's
+# replay counts logs by position).
+tuning_journal = sa.Table(
+    "tuning_journal",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("log", sa.Text, nullable=False),
+)
+
 RECORD_TABLES: dict[Kind, sa.Table] = {
     Kind.ARTIFACT: artifacts,
     Kind.EXECUTION: executions,
