@@ -118,7 +118,7 @@ def test_the_tabular_script_runs_as_a_subprocess_job_and_writes_a_bundle(
 def test_bad_hyperparameters_fail_before_training(tmp_path: Path, dataset: PreparedDataset) -> None:
     for bad, message in [
         ({"learning_rate": -1.0}, "learning_rate"),
-        ({"layers": 3}, "unknown hyperparameter 'layers'"),
+        ({"depth": 3}, "unknown hyperparameter 'depth'"),
         ({"hidden": [0]}, "hidden"),
     ]:
         result = run_job(TABULAR, bad, context=context(tmp_path, dataset, f"m{len(message)}"))

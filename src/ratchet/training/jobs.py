@@ -109,6 +109,13 @@ class _Reports:
         self.stop = False
         self._on_report, self._log = on_report, log
 
+    def finish(self, metrics: dict[str, float]) -> None:
+        """Final metrics returned, not reported: kept and logged, not judged for stopping."""
+        step = self.items[-1]["step"] if self.items else 0
+        self.items.append({"step": step, "metrics": metrics})
+        if self._log is not None:
+            self._log(step, metrics)
+
     def take(self, step: int, metrics: dict[str, float]) -> None:
         self.items.append({"step": step, "metrics": metrics})
         if self._log is not None:
@@ -190,7 +197,10 @@ def _in_process(
 
     try:
         with running(context, reporter):
-            target(**hyperparameters)
+            returned = target(**hyperparameters)
+        if isinstance(returned, Mapping):
+            # A callable may return its final metrics instead of (or besides) reporting them.
+            reports.finish({k: float(v) for k, v in returned.items()})
     except TrialStopped as e:
         return STOPPED, None, str(e)
     except ObjectiveFailed as e:

@@ -43,6 +43,10 @@ from ratchet.training.task import detect_task
 
 SPEC = [
     Param("hidden", "int_list", [64, 64], 1, 4096),
+    # The architecture search's form of `hidden`: `layers` layers of `width` units.
+    Param("layers", "int", None, 1, 16),
+    Param("width", "int", None, 1, 4096),
+    Param("embedding_dim", "int", None, 1, 512),  # every embedding's size, over the rule of thumb
     Param("dropout", "float", 0.0, 0.0, 0.95),
     Param("learning_rate", "float", 1e-3, 1e-7, 10.0),
     Param("weight_decay", "float", 0.0, 0.0, 1.0),
@@ -62,6 +66,8 @@ SPEC = [
     Param("checkpoint_every", "int", None, 1, 10**9),
     Param("report_every", "int", 50, 1, 10**9),
     Param("init_weights", "text", None),
+    # Torch's default of one thread per core is slow for small models on few cores.
+    Param("threads", "int", None, 1, 1024),
 ]
 
 
@@ -89,7 +95,15 @@ def train_tabular(**hyperparameters: Any) -> dict[str, float]:
     )
     transform = Transform.from_json((dataset / "transform.json").read_text())
     task = detect_task(statistics)
-    spec = mlp_spec(transform, task, hidden=values["hidden"], dropout=values["dropout"])
+    hidden = values["hidden"]
+    if values["layers"] is not None or values["width"] is not None:
+        hidden = [values["width"] or 64] * (values["layers"] or 2)
+    dims = None
+    if values["embedding_dim"] is not None:
+        dims = {f["name"]: values["embedding_dim"] for f in transform.groups()["embedding"]}
+    spec = mlp_spec(transform, task, hidden=hidden, dropout=values["dropout"], embedding_dims=dims)
+    if values["threads"] is not None:
+        torch.set_num_threads(values["threads"])
     torch.manual_seed(values["seed"])
     model = TabularMLP(spec)
     if values["init_weights"]:

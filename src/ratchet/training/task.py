@@ -43,14 +43,16 @@ class Task:
         values = np.asarray(labels)
         if not self.classification:
             return values.astype(np.float32)
-        keys = np.array([_key(v) for v in values.tolist()], dtype=object)
+        # Map the few distinct labels, not every row: this runs on every training step.
+        uniques, inverse = np.unique(values, return_inverse=True)
         lookup = {name: i for i, name in enumerate(self.classes)}
         try:
-            return np.fromiter((lookup[k] for k in keys), dtype=np.int64, count=len(keys))
+            ids = np.array([lookup[_key(v)] for v in uniques.tolist()], dtype=np.int64)
         except KeyError as e:
             raise InvalidArgument(
                 f"label {e.args[0]!r} is not one of the task's classes {list(self.classes)}"
             ) from None
+        return ids[inverse.reshape(-1)] if len(ids) else np.zeros(0, dtype=np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "label": self.label, "classes": list(self.classes)}
