@@ -29,7 +29,9 @@ def registry(store: MetadataStore, tmp_path: Path) -> Registry:
     return Registry(store, ArtifactStore(str(tmp_path / "artifacts")))
 
 
-def test_versions_aliases_and_rollback(registry: Registry, bundles: tuple[Path, Path, Path]) -> None:
+def test_versions_aliases_and_rollback(
+    registry: Registry, bundles: tuple[Path, Path, Path]
+) -> None:
     first, second, dataset = bundles
     for record_type in JOB_TYPES:
         registry.store.put_type(record_type)
