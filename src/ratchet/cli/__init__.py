@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from ratchet.cli import data, demo, pipeline, records, store, tune
+from ratchet.cli import data, demo, models, pipeline, records, store, tune
 from ratchet.cli.output import error_console
 from ratchet.config import load_config
 from ratchet.errors import (
@@ -66,6 +66,7 @@ records.register(app)
 app.add_typer(store.app, name="store")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(data.app, name="data")
+app.add_typer(models.app, name="models")
 app.add_typer(tune.app, name="tune")
 app.command("demo")(demo.demo)
 
