@@ -95,6 +95,9 @@ class MetadataStore:
 
     def put_type(self, record_type: RecordType) -> RecordType:
         """Register a type, or add properties to it; changing a declared property is an error."""
+        known = self._types.covering(record_type)
+        if known is not None:
+            return known  # declared already, as asked: no write transaction for a no-op
         with self._write() as conn:
             self._types.put(conn, record_type)
         with self._read() as conn:

@@ -23,6 +23,16 @@ class TypeRegistry:
     def __init__(self) -> None:
         self._cache: dict[tuple[Kind, str], RecordType] = {}
 
+    def covering(self, record_type: RecordType) -> RecordType | None:
+        """The cached type when it already declares every property as asked, else None."""
+        cached = self._cache.get((record_type.kind, record_type.name))
+        if cached is None:
+            return None
+        for name, wanted in record_type.properties.items():
+            if cached.properties.get(name) != wanted:
+                return None
+        return cached
+
     def put(self, conn: sa.Connection, record_type: RecordType) -> None:
         """Register a type or add properties to it, within the caller's write transaction."""
         if not isinstance(record_type.name, str) or not record_type.name.strip():

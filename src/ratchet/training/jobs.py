@@ -112,12 +112,12 @@ class _Reports:
     def finish(self, metrics: dict[str, float]) -> None:
         """Final metrics returned, not reported: kept and logged, not judged for stopping."""
         step = self.items[-1]["step"] if self.items else 0
-        self.items.append({"step": step, "metrics": metrics})
+        self.items.append({"step": step, "time": time.time(), "metrics": metrics})
         if self._log is not None:
             self._log(step, metrics)
 
     def take(self, step: int, metrics: dict[str, float]) -> None:
-        self.items.append({"step": step, "metrics": metrics})
+        self.items.append({"step": step, "time": time.time(), "metrics": metrics})
         if self._log is not None:
             self._log(step, metrics)
         if self._on_report is not None and self._on_report(step, metrics):
@@ -168,7 +168,7 @@ def run_job(
     result = JobResult(state, code, logs, model_dir, reason, reports.items)
     if store is not None:
         run_context = None if run is None else store.get_context(run.id)
-        result.execution_id = _record(
+        result.execution_id = record_job(
             store, result, launcher, script, context, inputs or {}, started, run_context
         )
     return result
@@ -283,7 +283,7 @@ def _follow(path: Path, stop_file: Path, reports: _Reports, done: threading.Even
             time.sleep(0.05)
 
 
-def _record(
+def record_job(
     store: MetadataStore,
     result: JobResult,
     launcher: str,
@@ -293,6 +293,7 @@ def _record(
     started: float,
     run_context: Context | None,
 ) -> int:
+    """The finished job as one `TrainingJob` execution (used by `run_job` with a store)."""
     for record_type in JOB_TYPES:
         store.put_type(record_type)
     properties: dict[str, Any] = {

@@ -101,13 +101,10 @@ class SqlJournalBackend(BaseJournalBackend):
 
     def read_logs(self, log_number_from: int) -> list[dict[str, Any]]:
         """The logs numbered `log_number_from` and up, in order."""
-        query = (
-            sa.select(_JOURNAL.c.seq, _JOURNAL.c.log)
-            .where(_JOURNAL.c.seq >= log_number_from)
-            .order_by(_JOURNAL.c.seq)
-        )
         with database.translated_errors(self.url), self._engine.connect() as conn, conn.begin():
-            rows = database.fetch_all(conn, query)
+            # Optuna reads before every operation, mostly finding nothing new: a statement
+            # compiled once (SQLAlchemy's cache) keeps that to one round trip.
+            rows = conn.execute(_READ, {"first": log_number_from}).all()
         logs = []
         for expected, (seq, text) in enumerate(rows, start=log_number_from):
             # Optuna numbers what it has read by counting logs; past a hole every later log
@@ -119,6 +116,13 @@ class SqlJournalBackend(BaseJournalBackend):
                 )
             logs.append(json.loads(text))
         return logs
+
+
+_READ = (
+    sa.select(_JOURNAL.c.seq, _JOURNAL.c.log)
+    .where(_JOURNAL.c.seq >= sa.bindparam("first"))
+    .order_by(_JOURNAL.c.seq)
+)
 
 
 def _open_engine(owner: SqlJournalBackend, url: str) -> sa.Engine:

@@ -291,10 +291,14 @@ class Study:
         return [_record(t, self.config) for t in self.optuna.get_trials(deepcopy=False)]
 
     def trial(self, number: int) -> TrialRecord:
-        for record in self.trials():
-            if record.number == number:
-                return record
-        raise NotFound(f"study {self.name!r} has no trial {number}")
+        storage = self.optuna._storage
+        try:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(
+                self.optuna._study_id, number
+            )
+        except KeyError:
+            raise NotFound(f"study {self.name!r} has no trial {number}") from None
+        return _record(storage.get_trial(trial_id), self.config)
 
     def best_trials(self) -> list[TrialRecord]:
         """The best trial by the metric's goal (several: the Pareto front of several metrics)."""

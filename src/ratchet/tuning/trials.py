@@ -17,6 +17,7 @@ import math
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +32,9 @@ from ratchet.tracking import Tracker
 from ratchet.training.contract import TrainingContext
 from ratchet.training.hub import WeightsRef
 from ratchet.training.jobs import COMPLETE, JobResult, run_job
-from ratchet.tuning.study import Study, TrialRecord
+from ratchet.tuning.recording import record_trial
+from ratchet.tuning.space import Value
+from ratchet.tuning.study import FAILED, STOPPED, Study, TrialRecord
 
 WORKER_ATTR = "worker"
 TrialHook = Callable[[TrialRecord], None]
@@ -145,30 +148,47 @@ def _one_trial(
         dataset=str(target.dataset) if target.dataset is not None else None,
         trial_id=f"{study.name}/{trial.number}",
     )
-    run = tracker.start_run(f"trial-{trial.number:04d}") if tracker else None
+    started = time.time()
+    # A script's run is open while it trains (live curves); an in-process trial's is
+    # written when it ends (`recording`).
+    live = tracker is not None and not callable(target.target)
+    run = tracker.start_run(f"trial-{trial.number:04d}") if live and tracker else None
     if run is not None:
         run.log_params({k: v for k, v in parameters.items()})
 
-    judged: set[int] = set()
+    judged: dict[int, float] = {}
 
     def judge(step: int, metrics: dict[str, float]) -> bool:
         # A final report may repeat the last evaluation's step: judge each step once.
-        if step in judged or study.config.metrics[0].name not in metrics:
+        value = metrics.get(study.config.metrics[0].name)
+        if step in judged or value is None or not math.isfinite(value):
             return False
-        judged.add(step)
-        return _measure(study, trial, step, metrics)
+        judged[step] = value
+        return _measure(study, trial, step, value)
 
     result = run_job(
         target.target,
         hyperparameters,
         context=context,
         launcher=target.launcher,
-        store=store,
+        store=store if live else None,
         inputs=inputs,
         on_report=judge,
         run=run,
     )
-    record = _tell(study, trial, result)
+    record = _tell(study, trial, parameters, result, judged)
+    if tracker is not None and store is not None and not live:
+        script = getattr(target.target, "__qualname__", "trial")
+        record_trial(
+            store,
+            tracker.experiment,
+            record,
+            result,
+            context=context,
+            script=script,
+            started=started,
+            inputs=inputs,
+        )
     if run is not None:
         finite = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
         if finite:
@@ -177,19 +197,26 @@ def _one_trial(
     return record
 
 
-def _measure(study: Study, trial: optuna.Trial, step: int, metrics: Mapping[str, float]) -> bool:
-    metric = study.config.metrics[0].name
-    value = metrics.get(metric)
-    if len(study.config.metrics) > 1 or value is None or not math.isfinite(value):
-        return False
-    trial.report(float(value), step)
+def _measure(study: Study, trial: optuna.Trial, step: int, value: float) -> bool:
+    if len(study.config.metrics) > 1:
+        return False  # Optuna stops single-objective trials only
+    trial.report(value, step)
     return trial.should_prune()
 
 
-def _tell(study: Study, trial: optuna.Trial, result: JobResult) -> TrialRecord:
+def _tell(
+    study: Study,
+    trial: optuna.Trial,
+    parameters: dict[str, Value],
+    result: JobResult,
+    intermediate: dict[int, float],
+) -> TrialRecord:
+    """Tell the study how the trial ended; the record is built here, not read back (a read
+    per trial is a journal round trip, and this is on every trial's path)."""
+    attributes: dict[str, Any] = {WORKER_ATTR: worker_name()}
     if result.state == "STOPPED":
         study.optuna.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        return study.trial(trial.number)
+        return TrialRecord(trial.number, STOPPED, parameters, {}, intermediate, attributes)
     reason = result.reason
     if result.state == COMPLETE:
         try:
@@ -197,13 +224,17 @@ def _tell(study: Study, trial: optuna.Trial, result: JobResult) -> TrialRecord:
         except InvalidArgument as e:
             reason = str(e)
         else:
-            trial.set_user_attr("metrics", result.metrics)
+            objectives = {m.name for m in study.config.metrics}
+            if set(result.metrics) - objectives:  # the values keep the objectives already
+                trial.set_user_attr("metrics", result.metrics)
             study.optuna.tell(trial, values)
-            return study.trial(trial.number)
-    trial.set_user_attr("reason", f"{result.state}: {reason}"[:2000])
-    trial.set_user_attr("logs", str(result.logs))
+            return TrialRecord(
+                trial.number, COMPLETE, parameters, result.metrics, intermediate, attributes
+            )
+    attributes["reason"] = f"{result.state}: {reason} (logs: {result.logs})"[:2000]
+    trial.set_user_attr("reason", attributes["reason"])
     study.optuna.tell(trial, state=optuna.trial.TrialState.FAIL)
-    return study.trial(trial.number)
+    return TrialRecord(trial.number, FAILED, parameters, result.metrics, intermediate, attributes)
 
 
 def _lineage_inputs(store: MetadataStore | None, target: TrialTarget) -> dict[str, Artifact]:
