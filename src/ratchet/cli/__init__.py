@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from ratchet.cli import data, demo, models, pipeline, records, store, tune
+from ratchet.cli.baseline import baseline as baseline_command
 from ratchet.cli.output import error_console
 from ratchet.config import load_config
 from ratchet.errors import (
@@ -69,6 +70,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(tune.app, name="tune")
 app.command("demo")(demo.demo)
+app.command("baseline")(baseline_command)
 
 
 def exit_code(error: RatchetError) -> int:

@@ -156,6 +156,10 @@ def load_bundle(folder: Path) -> Bundle:
         from ratchet.training.classic import load_classic
 
         predictor = load_classic(folder)
+    elif framework in ("flaml", "constant"):
+        from ratchet.baseline import load_predictor  # the AutoML baseline and its floor
+
+        predictor = load_predictor(folder, manifest, task)
     else:
         raise InvalidArgument(f"{folder}: unknown model framework {framework!r}")
     return Bundle(folder, str(framework), task, transform, manifest, predictor)
