@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
+from dataclasses import replace
 from typing import Any
 
-from ratchet.artifacts import ArtifactStore
+from ratchet.artifacts import ArtifactStore, hash_path
 from ratchet.data.drift import DriftReport
 from ratchet.data.engines.local import PreparedDataset
 from ratchet.data.stats import DatasetStatistics
@@ -253,3 +255,31 @@ def find_versions(store: MetadataStore, name: str | None = None) -> list[Artifac
     if name is not None:
         filters["properties"] = {"name": name}
     return [a for a in store.find_artifacts(**filters) if "version" in a.properties]
+
+
+def publish_version(
+    store: MetadataStore,
+    artifacts: ArtifactStore,
+    prepared: PreparedDataset,
+    *,
+    name: str,
+    source: str,
+    started: float,
+) -> tuple[Artifact, PreparedDataset, bool]:
+    """Move a prepared staging folder to `<its parent>/<version[:12]>` and register it.
+
+    The version is the folder's content hash; preparing the same data the same way again
+    finds that folder and that record, and the staging copy is dropped.
+    """
+    staging = prepared.folder
+    version = hash_path(staging)
+    final = staging.parent / version[:12]
+    if final.exists():
+        shutil.rmtree(staging)
+    else:
+        staging.rename(final)
+    prepared = replace(prepared, folder=final)
+    dataset, is_new = record_dataset(
+        store, artifacts, prepared, name=name, source=source, version=version, started=started
+    )
+    return dataset, prepared, is_new

@@ -9,10 +9,9 @@ is `ratchet.datasets`'.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +19,7 @@ import typer
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 from ratchet import datasets
-from ratchet.artifacts import ArtifactStore, hash_path
+from ratchet.artifacts import ArtifactStore
 from ratchet.cli.context import existing_store
 from ratchet.cli.output import console, emit, error_console, print_json, print_table
 from ratchet.config import Config
@@ -300,20 +299,12 @@ def prepare_command(
                 on_batch=lambda phase, rows: progress.advance(phases[phase], rows),
             )
     with MetadataStore.from_config(config) as store:
-        version = hash_path(staging)
-        final = root / version[:12]
-        if final.exists():
-            shutil.rmtree(staging)
-        else:
-            staging.rename(final)
-        prepared = replace(prepared, folder=final)
-        dataset, is_new = datasets.record_dataset(
+        dataset, prepared, is_new = datasets.publish_version(
             store,
             ArtifactStore.from_config(config),
             prepared,
             name=dataset_name,
             source=str(source),
-            version=version,
             started=started,
         )
     if prepared.quarantine.count:
