@@ -53,6 +53,7 @@ def record_best(
     dataset_version: str | None = None,
     init_weights: WeightsRef | None = None,
     fixed: dict[str, Any] | None = None,
+    architecture_sha256: str | None = None,
 ) -> Artifact:
     """The study's best trial as a `Hyperparameters` artifact (with `fixed` merged in)."""
     for record_type in TYPES:
@@ -72,6 +73,9 @@ def record_best(
     custom: dict[str, Any] = {"values": values, "metrics": best.metrics}
     if init_weights is not None:
         custom["init_weights"] = init_weights.sha256
+    if architecture_sha256 is not None:
+        # What the policy compares to decide on re-formalizing (`ratchet.formalize.policy`).
+        custom["architecture_sha256"] = architecture_sha256
     artifact = Artifact(
         HYPERPARAMETERS,
         uri=f"study://{study.name}/{best.number}",
