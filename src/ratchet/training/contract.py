@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ratchet.config import Config
 from ratchet.errors import InvalidArgument
 
 ENV = {
@@ -64,10 +65,18 @@ class TrainingContext:
     trial_id: str | None = None
     report_file: Path | None = None
     stop_file: Path | None = None
+    stores: Config | None = None  # the stores a script opens (hub weights): RATCHET_HOME etc.
 
     def to_env(self) -> dict[str, str]:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {ENV[name]: str(value) for name, value in values.items() if value is not None}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name in ENV}
+        env = {ENV[name]: str(value) for name, value in values.items() if value is not None}
+        if self.stores is not None:
+            env.update(
+                RATCHET_HOME=str(self.stores.home),
+                RATCHET_DB_URL=self.stores.db_url,
+                RATCHET_ARTIFACT_URL=self.stores.artifact_url,
+            )
+        return env
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TrainingContext:

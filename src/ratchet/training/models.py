@@ -105,9 +105,9 @@ class TabularMLP(nn.Module):
         width += sum(d for _, _, d in spec.embedding)
         layers: list[nn.Module] = []
         for hidden in spec.hidden:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            if spec.dropout:
-                layers.append(nn.Dropout(spec.dropout))
+            # Dropout is there even at 0 (a no-op) so the weights' names do not depend on
+            # it: weights warmed at one dropout load into a trial at another.
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(spec.dropout)]
             width = hidden
         layers.append(nn.Linear(width, spec.outputs))
         self.body = nn.Sequential(*layers)

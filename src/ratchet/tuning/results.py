@@ -54,8 +54,14 @@ def record_best(
     init_weights: WeightsRef | None = None,
     fixed: dict[str, Any] | None = None,
     architecture_sha256: str | None = None,
+    start_weights: WeightsRef | None = None,
 ) -> Artifact:
-    """The study's best trial as a `Hyperparameters` artifact (with `fixed` merged in)."""
+    """The study's best trial as a `Hyperparameters` artifact (with `fixed` merged in).
+
+    `init_weights` are the domain-specific weights the study was tuned for (what the
+    policy compares: a change means fine-tuning); `start_weights` the weights its
+    trials actually started from (after warmup and pre-training), an input in lineage.
+    """
     for record_type in TYPES:
         store.put_type(record_type)
     best = study.best_trials()[0]
@@ -73,6 +79,8 @@ def record_best(
     custom: dict[str, Any] = {"values": values, "metrics": best.metrics}
     if init_weights is not None:
         custom["init_weights"] = init_weights.sha256
+    if start_weights is not None:
+        custom["start_weights"] = start_weights.sha256
     if architecture_sha256 is not None:
         # What the policy compares to decide on re-formalizing (`ratchet.formalize.policy`).
         custom["architecture_sha256"] = architecture_sha256
@@ -89,8 +97,9 @@ def record_best(
         found = store.find_artifacts(type="Dataset", sha256=dataset_version)
         if found:
             inputs["dataset"] = found[0]
-    if init_weights is not None:
-        inputs["initial_weights"] = store.get_artifact(init_weights.artifact_id)
+    for role, weights in (("domain_weights", init_weights), ("initial_weights", start_weights)):
+        if weights is not None:
+            inputs[role] = store.get_artifact(weights.artifact_id)
     now = to_datetime(time.time())
     written = store.put_execution(
         Execution(

@@ -26,6 +26,7 @@ from typing import Any
 
 import optuna
 
+from ratchet.config import Config
 from ratchet.errors import FailedPrecondition, InvalidArgument
 from ratchet.metadata import Artifact, MetadataStore
 from ratchet.tracking import Tracker
@@ -49,6 +50,7 @@ class TrialTarget:
     dataset: Path | None = None  # the prepared dataset folder (RATCHET_DATASET)
     dataset_version: str | None = None  # its content hash, for lineage
     init_weights: WeightsRef | None = None  # every trial starts from these weights
+    stores: Config | None = None  # passed to script trials, which load weights from the hub
 
     @property
     def launcher(self) -> str:
@@ -147,6 +149,7 @@ def _one_trial(
         model_dir=folder / "model",
         dataset=str(target.dataset) if target.dataset is not None else None,
         trial_id=f"{study.name}/{trial.number}",
+        stores=target.stores,
     )
     started = time.time()
     # A script's run is open while it trains (live curves); an in-process trial's is

@@ -73,8 +73,13 @@ def prepare_dataset(
     transform_options: Mapping[str, Any] | None = None,
     on_batch: Callable[[str, int], None] | None = None,
     threads: int | None = None,
+    transform: Transform | None = None,
 ) -> PreparedDataset:
     """Read, describe, split, fit, transform and export one source into `folder`.
+
+    A given `transform` is applied instead of fitting one: a formalized pipeline keeps
+    the transform its model was built for across dataset versions (new categories go
+    to the out-of-vocabulary bucket), so the model's inputs keep their shape.
 
     `on_batch(phase, rows)` is called after each batch of each pass ("describe", then
     "export"), for a progress display. `threads` (default: one per core) work on
@@ -123,7 +128,8 @@ def prepare_dataset(
     if statistics.rows == 0:
         raise InvalidArgument("the source has no rows")
     schema = infer_schema(statistics)
-    transform = fit_transform(train_statistics, **dict(transform_options or {}))
+    if transform is None:
+        transform = fit_transform(train_statistics, **dict(transform_options or {}))
 
     def export(
         item: tuple[pa.RecordBatch, npt.NDArray[np.int8]],
