@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from ratchet.cli import data, demo, models, pipeline, records, store, tune
+from ratchet.cli import data, demo, formalize, models, pipeline, records, store, tune
 from ratchet.cli.baseline import baseline as baseline_command
 from ratchet.cli.output import error_console
 from ratchet.config import load_config
@@ -69,6 +69,8 @@ app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(tune.app, name="tune")
+app.add_typer(formalize.app, name="formalize")
+app.command("watch")(formalize.watch_command)
 app.command("demo")(demo.demo)
 app.command("baseline")(baseline_command)
 

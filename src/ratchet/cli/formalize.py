@@ -1,0 +1,106 @@
+"""`ratchet formalize run` and `ratchet watch`: formalization passes from the shell.
+
+Owns turning options and an optional settings YAML into `Settings`, and printing
+each pass's decision, candidate and gate outcome. The passes are
+`ratchet.formalize`'s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from ratchet.cli.output import console, print_json
+from ratchet.config import Config
+from ratchet.errors import InvalidArgument, NotFound
+from ratchet.evaluation import GateConfig
+from ratchet.formalize.controller import watch
+from ratchet.formalize.passes import PassResult, Settings, run_pass
+from ratchet.training.pretrain import PretrainConfig
+from ratchet.training.warmup import WarmupConfig
+
+app = typer.Typer(help="Formalized pipelines: one pass over new data.", no_args_is_help=True)
+NameOption = Annotated[str, typer.Option("--name", help="The dataset and model name.")]
+LabelOption = Annotated[str, typer.Option("--label", help="The label column.")]
+SettingsOption = Annotated[
+    Path | None, typer.Option("--settings", help="YAML with the pass's settings.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+_NESTED = {"warmup": WarmupConfig, "pretrain": PretrainConfig, "gate": GateConfig}
+
+
+def settings_from(name: str, label: str, path: Path | None) -> Settings:
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise NotFound(f"no settings file {path}") from None
+        except yaml.YAMLError as e:
+            raise InvalidArgument(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise InvalidArgument(f"{path} must hold a mapping")
+        values = loaded
+    known = set(Settings.__dataclass_fields__) - {"name", "label"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InvalidArgument(f"unknown setting {unknown[0]!r}; settings are {sorted(known)}")
+    for key, kind in _NESTED.items():
+        if isinstance(values.get(key), dict):
+            values[key] = kind(**values[key])
+    if "hidden" in values:
+        values["hidden"] = tuple(values["hidden"])
+    try:
+        return Settings(name=name, label=label, **values)
+    except TypeError as e:
+        raise InvalidArgument(f"bad settings: {e}") from None
+
+
+def _summary(result: PassResult) -> dict[str, Any]:
+    return {
+        "dataset": result.dataset.name,
+        "action": result.decision.action.value,
+        "reasons": list(result.decision.reasons),
+        "candidate": str(result.candidate) if result.candidate else None,
+        "promoted": result.promoted,
+        "gate": list(result.reasons),
+    }
+
+
+@app.command("run")
+def run_command(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="A CSV or Parquet file (or folder, or glob).")],
+    name: NameOption,
+    label: LabelOption,
+    settings: SettingsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One pass: data pipeline, the policy's decision, training, the gate."""
+    config: Config = ctx.obj
+    say = (lambda line: None) if as_json else console().print
+    result = run_pass(config, source, settings_from(name, label, settings), say=say)
+    if as_json:
+        print_json(_summary(result))
+
+
+def watch_command(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="A folder or glob of CSV/Parquet files.")],
+    name: NameOption,
+    label: LabelOption,
+    settings: SettingsOption = None,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 60.0,
+    once: Annotated[bool, typer.Option(help="Pass the new files, then stop.")] = False,
+) -> None:
+    """Keep formalizing: one pass per new file, polling; resumes after a crash."""
+    config: Config = ctx.obj
+    if interval <= 0:
+        raise InvalidArgument(f"--interval must be positive, got {interval}")
+    chosen = settings_from(name, label, settings)
+    results = watch(config, source, chosen, interval=interval, once=once, say=console().print)
+    if once:
+        console().print(f"{len(results)} new file(s) passed")
