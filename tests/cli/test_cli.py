@@ -13,7 +13,7 @@ from cli_helpers import assert_one_line_error, run_cli
 
 @pytest.fixture
 def demo_home(home: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    code, out, err = run_cli(capsys, "demo", "--epochs", "5")
+    code, out, err = run_cli(capsys, "demo", "--tracking-only", "--epochs", "5")
     assert code == 0, err
     assert "best run:" in out
     return home
@@ -72,8 +72,9 @@ def test_demo_then_every_listing(demo_home: Path, capsys: pytest.CaptureFixture[
         (("runs", "compare", "a"), 2, "at least two runs"),
         (("lineage", "99999"), 3, "no artifact with id 99999"),
         (("lineage", "1", "--direction", "sideways"), 2, "--direction"),
-        (("demo", "--learning-rates", "fast"), 2, "--learning-rates"),
-        (("demo", "--epochs", "many"), 2, "'--epochs'"),
+        (("demo", "--tracking-only", "--learning-rates", "fast"), 2, "--learning-rates"),
+        (("demo", "--tracking-only", "--epochs", "many"), 2, "'--epochs'"),
+        (("demo", "--max-trials", "0"), 2, "--max-trials must be >= 1"),
         (("lineage", "abc"), 2, "'artifact_id'"),
         (("runs", "show", "--bogus", "x"), 2, "No such option: --bogus"),
         (("nonsense",), 2, "No such command 'nonsense'"),
@@ -135,7 +136,7 @@ def test_unwritable_home_is_reported(home: Path, capsys: pytest.CaptureFixture[s
     home.mkdir()
     home.chmod(0o500)
     try:
-        code, _, err = run_cli(capsys, "demo", "--epochs", "1")
+        code, _, err = run_cli(capsys, "demo", "--tracking-only", "--epochs", "1")
     finally:
         home.chmod(0o700)
     assert_one_line_error(code, err, 6, "not writable")

@@ -59,3 +59,20 @@ def test_formalize_errors_are_one_line(home: Path, capsys: Capsys) -> None:
             capsys, "watch", str(home.parent), "--name", "t", "--label", "tip", "--once"
         )
     assert_one_line_error(code, err, 5, "another controller is running")
+
+
+def test_the_demo_formalizes_the_taxi_months_then_reuses_everything(
+    home: Path, capsys: Capsys
+) -> None:
+    args = ["demo", "--max-trials", "2", "--baseline-budget", "2"]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    decisions = [
+        line.split("decision: ")[1].split()[0] for line in out.splitlines() if "decision: " in line
+    ]
+    assert decisions[0] == "REFORMALIZE"
+    assert decisions[-1] == "RETUNE"  # April is drifted on purpose
+    assert "champion: taxi@" in out and "ratchet lineage" in out
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert "decision:" not in out  # every month was passed: the second run only reports
