@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import shutil
 import statistics
 import sys
@@ -509,12 +508,7 @@ def environment(quick: bool) -> str:
     from importlib.metadata import version
 
     versions = [f"{p} {version(p)}" for p in ("ratchet", "pyarrow", "numpy", "torch", "fsspec")]
-    cpu = platform.processor() or platform.machine()
-    try:
-        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = found.group(1) if found else cpu
-    except OSError:
-        pass
+    cpu = harness.cpu()
     return (
         f"Python {platform.python_version()}, {', '.join(versions)}; {cpu}, "
         f"{os.cpu_count()} CPUs" + ("; --quick sizes" if quick else "")

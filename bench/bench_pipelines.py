@@ -24,7 +24,6 @@ warm-up pipeline first, so imports are not counted; ratchet timings are the medi
 # No `from __future__ import annotations`: kfp reads the annotations of the components.
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -339,12 +338,7 @@ def _environment(quick: bool) -> str:
     from importlib.metadata import version
 
     versions = [f"{p} {version(p)}" for p in ("ratchet", "kfp")]
-    cpu = platform.processor() or platform.machine()
-    try:
-        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = found.group(1) if found else cpu
-    except OSError:
-        pass
+    cpu = harness.cpu()
     return (
         f"Python {platform.python_version()}, {', '.join(versions)}; {cpu}, "
         f"{os.cpu_count()} CPUs" + ("; --quick sizes, ratchet only" if quick else "")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import re
 import sqlite3
 import sys
 import time
@@ -421,12 +420,7 @@ def _environment(quick: bool) -> str:
             versions.append(f"{package} {version(package)}")
         except Exception:
             continue
-    cpu = platform.processor() or platform.machine()
-    try:
-        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = found.group(1) if found else cpu
-    except OSError:
-        pass
+    cpu = harness.cpu()
     return (
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
         f"{', '.join(versions)}; {cpu}, {os.cpu_count()} CPUs"

@@ -50,7 +50,6 @@ import itertools
 import json
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -598,12 +597,7 @@ def environment(quick: bool) -> str:
     import torch
 
     versions = [f"{p} {version(p)}" for p in ("ratchet", "pyarrow", "numpy", "torch")]
-    cpu = platform.processor() or platform.machine()
-    try:
-        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = found.group(1) if found else cpu
-    except OSError:
-        pass
+    cpu = harness.cpu()
     return (
         f"Python {platform.python_version()}, {', '.join(versions)}; {cpu}, "
         f"{os.cpu_count()} CPUs (torch default {torch.get_num_threads()} threads; 1 here)"

@@ -11,6 +11,7 @@ import argparse
 import gc
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -126,3 +127,13 @@ def publish(report: str, out: Path | None) -> None:
     print(report, end="")
     if out is not None:
         out.write_text(report)
+
+
+def cpu() -> str:
+    """The processor's model name (from /proc/cpuinfo where there is one), for reports."""
+    name = platform.processor() or platform.machine()
+    try:
+        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return name
+    return found.group(1) if found else name
