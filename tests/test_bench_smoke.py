@@ -66,3 +66,12 @@ def test_quick_training_benchmark_prints_the_ratchet_rows(tmp_path: Path) -> Non
     assert ("throughput", "ratchet fit") in rows, stdout
     assert ("warmup", "ratchet, hit") in rows, stdout
     assert ("ddp", "torchrun, 2 processes") in rows, stdout
+
+
+def test_quick_serving_benchmark_prints_the_ratchet_rows(tmp_path: Path) -> None:
+    stdout, cells = run_quick("bench_serving.py", tmp_path)
+    rows = {(row[0], row[1]) for row in cells[1:]}
+    for model in ("lightgbm", "mlp"):
+        assert ("batch", f"ratchet predict_file ({model})") in rows, stdout
+        assert ("endpoint", f"HTTP, 1 connection ({model})") in rows, stdout
+        assert ("endpoint", f"in-process predict_records ({model})") in rows, stdout

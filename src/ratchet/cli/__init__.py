@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from ratchet.cli import data, demo, formalize, models, pipeline, records, store, tune
+from ratchet.cli import data, demo, formalize, models, pipeline, records, serve, store, tune
 from ratchet.cli.baseline import baseline as baseline_command
 from ratchet.cli.output import error_console
 from ratchet.config import load_config
@@ -64,6 +64,7 @@ def root(
 
 
 records.register(app)
+serve.register(app)
 app.add_typer(store.app, name="store")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(data.app, name="data")
