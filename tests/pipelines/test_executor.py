@@ -576,7 +576,10 @@ def test_output_is_captured_at_the_file_descriptor_level(
     print("stderr after the task", file=sys.stderr)
 
     assert outputs.log_path == str(tmp_path / "chatty" / "task.log")
-    assert Path(outputs.log_path).read_text().splitlines() == [
+    # fd 1 and 2 belong to the whole process while the task runs: a thread another test
+    # left behind (a progress display's refresh) may write blanks there too.
+    logged = [line.strip() for line in Path(outputs.log_path).read_text().splitlines()]
+    assert [line for line in logged if line] == [
         "to stdout",
         "to stderr",
         "from a shell",
