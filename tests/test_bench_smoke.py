@@ -68,6 +68,17 @@ def test_quick_training_benchmark_prints_the_ratchet_rows(tmp_path: Path) -> Non
     assert ("ddp", "torchrun, 2 processes") in rows, stdout
 
 
+def test_quick_tuning_benchmark_prints_the_ratchet_rows(tmp_path: Path) -> None:
+    stdout, cells = run_quick("bench_tuning.py", tmp_path)
+    rows = {(row[0], row[1]) for row in cells[1:]}
+    assert ("overhead", "ratchet + MetadataStore (a)") in rows, stdout
+    assert ("overhead", "ratchet, study only (b)") in rows, stdout
+    assert ("overhead", "Optuna, in memory") in rows, stdout
+    for rule in ("none", "median", "hyperband"):
+        assert ("stopping", f"ratchet, {rule}") in rows, stdout
+    assert ("parallel", "ratchet, parallel_trials=2") in rows, stdout
+
+
 def test_quick_serving_benchmark_prints_the_ratchet_rows(tmp_path: Path) -> None:
     stdout, cells = run_quick("bench_serving.py", tmp_path)
     rows = {(row[0], row[1]) for row in cells[1:]}
