@@ -569,12 +569,16 @@ def test_environment_applied_then_restored(
 def test_output_is_captured_at_the_file_descriptor_level(
     spec: dict[str, Any], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    print("before the task")
+    # Markers go straight to the descriptors: what another test may have left in
+    # sys.stdout (a progress display's proxy) cannot swallow them.
+    streams = sys.stdout, sys.stderr
+    os.write(1, b"before the task\n")
 
     outputs = executor.run_python_component(make_call(spec, "chatty", tmp_path))
-    print("after the task")
-    print("stderr after the task", file=sys.stderr)
+    os.write(1, b"after the task\n")
+    os.write(2, b"stderr after the task\n")
 
+    assert (sys.stdout, sys.stderr) == streams  # Python's streams are given back too
     assert outputs.log_path == str(tmp_path / "chatty" / "task.log")
     # fd 1 and 2 belong to the whole process while the task runs: a thread another test
     # left behind (a progress display's refresh) may write blanks there too.
@@ -586,8 +590,6 @@ def test_output_is_captured_at_the_file_descriptor_level(
         "straight to fd 1",
     ]
     captured = capfd.readouterr()
-    # Other tests' leftover threads in this worker may write too: check what matters, that
-    # the task's lines went to its log and not to the terminal, and ours did.
     assert "before the task\nafter the task\n" in captured.out
     assert "stderr after the task\n" in captured.err
     for line in ("to stdout", "to stderr", "from a shell", "straight to fd 1"):
