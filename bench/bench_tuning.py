@@ -34,7 +34,9 @@ stores in that folder:
   `optimize`. Its peer, the ceiling the machine allows at the moment: the same script
   run `trials` times by a plain pool of 1 and of 2 threads each calling
   `subprocess.run` (no study, no store, nothing reported). The four run `repeats`
-  times, interleaved; medians.
+  times, interleaved, first of all cases; medians. Two workers need both cores, so
+  before each of these runs the runner waits until other processes use under
+  `QUIET_CORES` cores (within `quiet_budget` seconds for the whole run).
 
 Every case checks its trials' states and counts (and, with a store, the runs and
 executions written). The machine is shared, so every timed block also records how many
@@ -590,9 +592,11 @@ def run_all(sizes: Sizes, *, quick: bool) -> tuple[list[Result], Quiet]:
                 runs[name].append(spawn(name))
         return [median_of(found) for found in runs.values()]
 
+    # The parallel runs first: they need both cores, so they go while the start is quiet.
+    parallel = repeated(PARALLEL, settle=True)
     overhead = repeated(OVERHEAD)
     stopping = [spawn(name) for name in STOPPING]
-    return overhead + stopping + repeated(PARALLEL, settle=True), quiet
+    return overhead + stopping + parallel, quiet
 
 
 def median_of(results: list[Result]) -> Result:
@@ -672,13 +676,13 @@ def report(results: list[Result], quiet: Quiet, *, quick: bool) -> str:
         "vs ref: overhead = ms/trial minus in-memory Optuna's; stopping = epochs trained over "
         'those of rule "none"; parallel = wall-time speedup over 1 worker of the same kind. '
         "epochs = each trial's last reported step, summed over the seeds; best validation "
-        "log-loss = each seed's best completed trial (one per seed, in seed order). others' "
-        "cores = the CPU time other processes on the machine used during the timed block over "
-        "its wall time (/proc/stat's busy time minus the case's and its children's), for the "
-        "run shown; '-' for blocks under 0.5 s. CPU ms/trial = the CPU time of the case's "
-        "process and its children over the timed block (median of the runs), per trial: "
-        "less sensitive to other load than wall time. A row's figure is only comparable with its "
-        "peers' when this is near 0."
+        "log-loss = each seed's best completed trial (one per seed, in seed order). CPU "
+        "ms/trial = the CPU time of the case's process and its children over the timed block "
+        "(median of the runs), per trial: less sensitive to other load than wall time. "
+        "others' cores = the CPU time other processes on the machine used during the timed "
+        "block over its wall time (/proc/stat's busy time minus the case's and its "
+        "children's), for the run shown; '-' for blocks under 0.5 s. A row's figure is only "
+        "comparable with its peers' when this is near 0."
         + (
             f" Before each parallel run the runner waited for other processes to use under "
             f"{QUIET_CORES:g} cores over a second, within {quiet.budget:.0f} s for the whole "
