@@ -2,21 +2,24 @@
 
 Owns every write and read of those records through SQLAlchemy Core, the same
 code for SQLite and PostgreSQL. Each public write is one transaction, so a
-record is never half-written. Lineage traversal lives in `lineage`, how a
-URL becomes an engine in `database`, the tables in `schema`.
+record is never half-written; `transaction()` makes several writes one. How a
+record becomes rows lives in `writing`, reading it back in `loading`, lineage
+traversal in `lineage`, how a URL becomes an engine in `database`, the tables
+in `schema`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import copy
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 
 from ratchet.config import Config
-from ratchet.errors import AlreadyExists, InvalidArgument, NotFound, StoreError
-from ratchet.metadata import database, lineage, loading, properties, rows, schema
+from ratchet.errors import InvalidArgument, NotFound
+from ratchet.metadata import database, lineage, loading, rows, schema, writing
 from ratchet.metadata.query import RecordFilter, find_query
 from ratchet.metadata.records import (
     Artifact,
@@ -34,8 +37,6 @@ from ratchet.metadata.records import (
 from ratchet.metadata.series import SeriesBlock, concatenate
 from ratchet.metadata.types import TypeRegistry
 
-R = TypeVar("R", Artifact, Execution, Context)
-
 
 class MetadataStore:
     """Artifacts, executions and contexts with typed properties, lineage events and time series.
@@ -49,6 +50,7 @@ class MetadataStore:
         self.url = url
         self._engine = database.create_engine(url)
         self._types = TypeRegistry()
+        self._conn: sa.Connection | None = None  # set in the view `transaction()` yields
         try:
             if migrate:
                 database.migrate(self._engine, url)
@@ -67,7 +69,8 @@ class MetadataStore:
         return cls(config.db_url)
 
     def close(self) -> None:
-        self._engine.dispose()
+        if self._conn is None:  # a transaction's view leaves the engine to its store
+            self._engine.dispose()
 
     def __enter__(self) -> MetadataStore:
         return self
@@ -80,12 +83,44 @@ class MetadataStore:
         return self._engine.dialect.name
 
     @contextmanager
+    def transaction(self) -> Iterator[MetadataStore]:
+        """A view of this store whose writes commit together when the block ends.
+
+        If the block raises, none of them is kept. Each write through the view is
+        still atomic on its own (a savepoint), so a write that fails and is caught
+        leaves the others in place, on SQLite and PostgreSQL alike. Reads through the
+        view see its writes. Use the view from one thread, and write through it rather
+        than through this store inside the block: on SQLite the view holds the write
+        lock, so this store's writes would wait for it. Inside a view, it joins it.
+        """
+        if self._conn is not None:
+            yield self
+            return
+        try:
+            with self._write() as conn:
+                view = copy.copy(self)
+                view._conn = conn
+                yield view
+        except BaseException:
+            # Types the view registered are gone with the rollback: forget the cached ones.
+            self._types = TypeRegistry()
+            raise
+
+    @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
+        if self._conn is not None:
+            with database.translated_errors(self.url):
+                yield self._conn
+            return
         with database.translated_errors(self.url), self._engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
+        if self._conn is not None:
+            with database.translated_errors(self.url), self._conn.begin_nested():
+                yield self._conn
+            return
         with database.translated_errors(self.url), self._engine.connect() as conn:
             conn.execution_options(**{database.WRITE_OPTION: True})
             with conn.begin():
@@ -116,7 +151,7 @@ class MetadataStore:
     def put_artifact(self, artifact: Artifact) -> Artifact:
         """Insert a new artifact (id None) or replace a stored one; returns it with its id."""
         with self._write() as conn:
-            return self._put(conn, artifact)
+            return writing.put_record(conn, self._types, artifact)
 
     def put_execution(
         self,
@@ -132,7 +167,7 @@ class MetadataStore:
         The keys of `inputs` and `outputs` become the events' paths.
         """
         with self._write() as conn:
-            stored = self._put(conn, execution)
+            stored = writing.put_record(conn, self._types, execution)
             assert stored.id is not None
             now = rows.now()
             written: dict[EventType, dict[str, Artifact]] = {}
@@ -140,7 +175,11 @@ class MetadataStore:
             for event_type, group in ((EventType.INPUT, inputs), (EventType.OUTPUT, outputs)):
                 written[event_type] = {}
                 for path, artifact in (group or {}).items():
-                    saved = self._put(conn, artifact) if artifact.id is None else artifact
+                    saved = (
+                        writing.put_record(conn, self._types, artifact)
+                        if artifact.id is None
+                        else artifact
+                    )
                     assert saved.id is not None
                     written[event_type][path] = saved
                     event_rows.append(
@@ -165,11 +204,19 @@ class MetadataStore:
                     ],
                 )
             for context in contexts:
-                saved_context = self._put(conn, context) if context.id is None else context
+                saved_context = (
+                    writing.put_record(conn, self._types, context)
+                    if context.id is None
+                    else context
+                )
                 assert saved_context.id is not None
-                self._link(conn, schema.associations, saved_context.id, "execution_id", [stored.id])
+                writing.link(
+                    conn, schema.associations, saved_context.id, "execution_id", [stored.id]
+                )
                 artifact_ids = [a.id for g in written.values() for a in g.values() if a.id]
-                self._link(conn, schema.attributions, saved_context.id, "artifact_id", artifact_ids)
+                writing.link(
+                    conn, schema.attributions, saved_context.id, "artifact_id", artifact_ids
+                )
         return ExecutionWrite(
             stored, written[EventType.INPUT], written[EventType.OUTPUT], tuple(event_rows)
         )
@@ -178,7 +225,7 @@ class MetadataStore:
         """Insert a new context (id None) or replace a stored one; names are unique per type."""
         _check_name("context name", context.name)
         with self._write() as conn:
-            return self._put(conn, context)
+            return writing.put_record(conn, self._types, context)
 
     def put_parent_context(self, parent_id: int, child_id: int) -> None:
         """Make `parent_id` a parent of `child_id` (an experiment of a run, say); idempotent."""
@@ -195,14 +242,14 @@ class MetadataStore:
         with self._write() as conn:
             loading.check_exists(conn, Kind.CONTEXT, [context_id])
             loading.check_exists(conn, Kind.ARTIFACT, [artifact_id])
-            self._link(conn, schema.attributions, context_id, "artifact_id", [artifact_id])
+            writing.link(conn, schema.attributions, context_id, "artifact_id", [artifact_id])
 
     def put_association(self, context_id: int, execution_id: int) -> None:
         """Associate an execution with a context; idempotent."""
         with self._write() as conn:
             loading.check_exists(conn, Kind.CONTEXT, [context_id])
             loading.check_exists(conn, Kind.EXECUTION, [execution_id])
-            self._link(conn, schema.associations, context_id, "execution_id", [execution_id])
+            writing.link(conn, schema.associations, context_id, "execution_id", [execution_id])
 
     def set_properties(
         self,
@@ -217,83 +264,12 @@ class MetadataStore:
             type_name = loading.type_name_of(conn, kind, record_id)
             record_type = self._types.get(conn, kind, type_name, properties=properties or {})
             encoded = rows.encode(record_type, properties or {}, custom_properties or {})
-            self._write_properties(conn, kind, record_id, encoded, replace_all=False)
+            writing.write_properties(conn, kind, record_id, encoded, replace_all=False)
             conn.execute(
                 sa.update(schema.RECORD_TABLES[kind])
                 .where(schema.RECORD_TABLES[kind].c.id == record_id)
                 .values(update_time=rows.now())
             )
-
-    def _put(self, conn: sa.Connection, record: R) -> R:
-        kind = rows.KIND_OF[type(record)]
-        table = schema.RECORD_TABLES[kind]
-        record_type = self._types.get(conn, kind, record.type, properties=record.properties)
-        encoded = rows.encode(record_type, record.properties, record.custom_properties)
-        now = rows.now()
-        values = rows.columns(record)
-        values["update_time"] = now
-        if record.id is None:
-            values.update(type_id=record_type.id, create_time=now)
-            try:
-                record_id = _insert_id(conn, table.insert().values(**values))
-            except sa.exc.IntegrityError as e:
-                raise AlreadyExists(
-                    f"a {record.type} {kind} named {getattr(record, 'name', None)!r} already exists"
-                ) from e
-        else:
-            record_id = record.id
-            stored_type = loading.type_name_of(conn, kind, record_id)
-            if stored_type != record.type:
-                raise InvalidArgument(
-                    f"{kind} {record_id} is a {stored_type}; its type cannot become {record.type}"
-                )
-            conn.execute(sa.update(table).where(table.c.id == record_id).values(**values))
-        self._write_properties(conn, kind, record_id, encoded, replace_all=True)
-        return loading.load_records(conn, self._types, kind, [record_id])[0]  # type: ignore[return-value]
-
-    def _write_properties(
-        self,
-        conn: sa.Connection,
-        kind: Kind,
-        record_id: int,
-        encoded: Mapping[bool, Mapping[str, properties.EncodedValue]],
-        *,
-        replace_all: bool,
-    ) -> None:
-        table = schema.PROPERTY_TABLES[kind]
-        owned = table.c.owner_id == record_id
-        if replace_all:
-            conn.execute(sa.delete(table).where(owned))
-        else:
-            for is_custom, values in encoded.items():
-                if values:
-                    conn.execute(
-                        sa.delete(table).where(
-                            owned, table.c.is_custom == is_custom, table.c.name.in_(list(values))
-                        )
-                    )
-        rows = [
-            {
-                "owner_id": record_id,
-                "name": name,
-                "is_custom": is_custom,
-                "value_type": value_type,
-                "int_value": int_value,
-                "double_value": double_value,
-                "string_value": string_value,
-            }
-            for is_custom, values in encoded.items()
-            for name, (value_type, int_value, double_value, string_value) in values.items()
-        ]
-        if rows:
-            conn.execute(table.insert(), rows)
-
-    def _link(
-        self, conn: sa.Connection, table: sa.Table, context_id: int, column: str, ids: Iterable[Any]
-    ) -> None:
-        rows = [{"context_id": context_id, column: i} for i in ids]
-        if rows:
-            database.insert_ignoring_duplicates(conn, table, rows)
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -473,13 +449,6 @@ class MetadataStore:
         """The schema revision of the database."""
         with self._read() as conn:
             return database.current_revision(conn)
-
-
-def _insert_id(conn: sa.Connection, statement: sa.Insert) -> int:
-    key = conn.execute(statement).inserted_primary_key
-    if key is None:
-        raise StoreError("the database returned no id for a new row")
-    return int(key[0])
 
 
 def _check_name(what: str, name: str) -> None:
