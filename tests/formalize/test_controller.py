@@ -50,7 +50,7 @@ class FakePass:
         call = len(self.seen) + 1
         if call == self.crash_on:
             raise RuntimeError("the pass crashed")
-        self.seen.append(pq.read_table(source).column("id").to_pylist())
+        self.seen.append(pq.read_table(source).column("trip").to_pylist())
         if self.stop_after is not None and call > self.stop_after:
             raise Stop
         with MetadataStore.from_config(config) as store:
@@ -70,14 +70,16 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def make_table(url: str) -> sa.Engine:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE trips (id INTEGER PRIMARY KEY, tip VARCHAR(3))")
+        conn.exec_driver_sql(
+            "CREATE TABLE trips (id INTEGER PRIMARY KEY, trip INTEGER, tip VARCHAR(3))"
+        )
     return engine
 
 
 def insert(engine: sa.Engine, ids: range) -> None:
     with engine.begin() as conn:
         conn.execute(
-            sa.text("INSERT INTO trips VALUES (:id, :tip)"),
+            sa.text("INSERT INTO trips VALUES (:id, :id, :tip)"),
             [{"id": i, "tip": "yes" if i % 2 else "no"} for i in ids],
         )
 
@@ -144,16 +146,16 @@ def test_files_are_passed_once_each(tmp_path: Path) -> None:
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     for month, rows in (("01", [1, 2]), ("02", [3])):
-        pq.write_table(pa_ids(rows), incoming / f"2026-{month}.parquet")
+        pq.write_table(trip_table(rows), incoming / f"2026-{month}.parquet")
     fake = FakePass()
     watch(config, str(incoming), SETTINGS, once=True, run=fake)
-    pq.write_table(pa_ids([4]), incoming / "2026-03.parquet")
+    pq.write_table(trip_table([4]), incoming / "2026-03.parquet")
     watch(config, str(incoming), SETTINGS, once=True, run=fake)
     assert fake.seen == [[1, 2], [3], [4]]
 
 
-def pa_ids(ids: list[int]) -> pa.Table:
-    return pa.table({"id": ids})
+def trip_table(ids: list[int]) -> pa.Table:
+    return pa.table({"trip": ids})
 
 
 @dataclass
@@ -171,7 +173,7 @@ class FlakySource(Source):
         if self.polls == 2:
             raise FailedPrecondition("cannot connect to the database")
         path = Path(f"batch-{self.polls}.parquet")
-        pq.write_table(pa_ids([self.polls]), path)
+        pq.write_table(trip_table([self.polls]), path)
         return [Batch(path, self.key)]
 
 

@@ -110,7 +110,8 @@ class SqlSource(Source):
     to the query's text, so a query can gain a column or a filter without starting
     over. The column must only grow (an autoincrement id, an insertion timestamp):
     a row committed later with a value at or below the cursor is never seen, and
-    rows whose cursor is NULL are never passed. New rows are written to `folder`.
+    rows whose cursor is NULL are never passed. New rows are written to `folder`,
+    without the cursor column.
     """
 
     url: str
@@ -136,6 +137,9 @@ class SqlSource(Source):
         table, last = self._fetch(after)
         if table is None:
             return []
+        # The cursor only grows, so as a feature it would drift on every batch and
+        # make the policy retune each pass; a query that wants it selects it twice.
+        table = table.drop_columns([self.cursor_column])
         # Named by how many batches of this source passed before: a controller that
         # crashed during a pass writes the retried batch over the same file.
         digest = hashlib.sha256(self.key.encode()).hexdigest()[:8]
