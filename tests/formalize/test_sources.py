@@ -36,7 +36,7 @@ class Table:
     def source(self, folder: Path, cursor_column: str = "id") -> SqlSource:
         return SqlSource(
             self.url,
-            f"SELECT * FROM {self.name}",
+            f"SELECT * FROM {self.name};",
             cursor_column=cursor_column,
             folder=folder,
         )
@@ -127,7 +127,7 @@ def test_the_cursor_belongs_to_the_database_and_column_not_the_query_text(
     [first] = trips.source(tmp_path).new_batches([])
     narrower = SqlSource(
         trips.url,
-        f"SELECT id, distance, tip FROM {trips.name} WHERE distance > 0;",
+        f"SELECT id, distance, tip FROM {trips.name} WHERE distance > 0 -- all trips",
         cursor_column="id",
         folder=tmp_path,
     )

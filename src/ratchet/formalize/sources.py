@@ -164,7 +164,8 @@ class SqlSource(Source):
             engine.dispose()
 
     def _read(self, connection: sa.Connection, after: Any) -> tuple[pa.Table | None, Any]:
-        inner = self.query.strip().rstrip(";")
+        # The line break ends a trailing `-- comment` before it can swallow `) AS q`.
+        inner = self.query.strip().rstrip(";") + "\n"
         column = connection.dialect.identifier_preparer.quote(self.cursor_column)
         try:
             # An empty probe first, so a missing column is named instead of a SQL error.
