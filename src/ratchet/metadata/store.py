@@ -18,7 +18,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from ratchet.config import Config
-from ratchet.errors import InvalidArgument, NotFound
+from ratchet.errors import FailedPrecondition, InvalidArgument, NotFound
 from ratchet.metadata import database, lineage, loading, rows, schema, writing
 from ratchet.metadata.query import RecordFilter, find_query
 from ratchet.metadata.records import (
@@ -51,6 +51,7 @@ class MetadataStore:
         self._engine = database.create_engine(url)
         self._types = TypeRegistry()
         self._conn: sa.Connection | None = None  # set in the view `transaction()` yields
+        self._failed: str | None = None  # the view's failed write, if any
         try:
             if migrate:
                 database.migrate(self._engine, url)
@@ -86,12 +87,14 @@ class MetadataStore:
     def transaction(self) -> Iterator[MetadataStore]:
         """A view of this store whose writes commit together when the block ends.
 
-        If the block raises, none of them is kept. Each write through the view is
-        still atomic on its own (a savepoint), so a write that fails and is caught
-        leaves the others in place, on SQLite and PostgreSQL alike. Reads through the
-        view see its writes. Use the view from one thread, and write through it rather
-        than through this store inside the block: on SQLite the view holds the write
-        lock, so this store's writes would wait for it. Inside a view, it joins it.
+        If the block raises, none of them is kept; nor if a write through the view
+        failed, even when the error was caught: the failed write may be half done, so
+        the view refuses later writes and the block ends in FailedPrecondition (as
+        PostgreSQL itself does; savepoints to undo one write alone cost more than the
+        writes they guard). Reads through the view see its writes. Use the view from
+        one thread, and write through it rather than through this store inside the
+        block: on SQLite the view holds the write lock, so this store's writes would
+        wait for it. Inside a view, `transaction()` joins it.
         """
         if self._conn is not None:
             yield self
@@ -101,10 +104,17 @@ class MetadataStore:
                 view = copy.copy(self)
                 view._conn = conn
                 yield view
+                view._check_not_failed()
         except BaseException:
             # Types the view registered are gone with the rollback: forget the cached ones.
             self._types = TypeRegistry()
             raise
+
+    def _check_not_failed(self) -> None:
+        if self._failed is not None:
+            raise FailedPrecondition(
+                f"a write in this transaction failed ({self._failed}); nothing was kept"
+            )
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
@@ -118,8 +128,13 @@ class MetadataStore:
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         if self._conn is not None:
-            with database.translated_errors(self.url), self._conn.begin_nested():
-                yield self._conn
+            self._check_not_failed()
+            try:
+                with database.translated_errors(self.url):
+                    yield self._conn
+            except BaseException as e:
+                self._failed = f"{type(e).__name__}: {e}"
+                raise
             return
         with database.translated_errors(self.url), self._engine.connect() as conn:
             conn.execution_options(**{database.WRITE_OPTION: True})
@@ -264,7 +279,8 @@ class MetadataStore:
             type_name = loading.type_name_of(conn, kind, record_id)
             record_type = self._types.get(conn, kind, type_name, properties=properties or {})
             encoded = rows.encode(record_type, properties or {}, custom_properties or {})
-            writing.write_properties(conn, kind, record_id, encoded, replace_all=False)
+            writing.delete_properties(conn, kind, record_id, encoded)
+            writing.insert_properties(conn, kind, record_id, encoded)
             conn.execute(
                 sa.update(schema.RECORD_TABLES[kind])
                 .where(schema.RECORD_TABLES[kind].c.id == record_id)
