@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from alembic import command
@@ -23,6 +23,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from ratchet.errors import AlreadyExists, NotFound, RatchetError, StoreError, StoreVersionError
 
@@ -67,12 +68,16 @@ def create_engine(url: str) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
-        # A deferred transaction that later writes can fail at once with SQLITE_BUSY in WAL
-        # mode; taking the write lock up front makes concurrent writers wait their turn.
-        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        write = bool(conn.get_execution_options().get(WRITE_OPTION, False))
+        conn.exec_driver_sql(_sqlite_begin(write=write))
 
     return engine
+
+
+def _sqlite_begin(*, write: bool) -> str:
+    # A deferred transaction that later writes can fail at once with SQLITE_BUSY in WAL
+    # mode; taking the write lock up front makes concurrent writers wait their turn.
+    return "BEGIN IMMEDIATE" if write else "BEGIN"
 
 
 @contextmanager
@@ -101,18 +106,84 @@ def fetch_all(conn: sa.Connection, statement: sa.Select[Any]) -> list[tuple[Any,
     same compiled statement, in the same transaction, on the raw DBAPI cursor.
     """
     compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
-    args: Any = (
-        tuple(params[name] for name in compiled.positiontup or ())
-        if conn.dialect.positional
-        else params
-    )
     cursor = conn.connection.cursor()
     try:
-        cursor.execute(compiled.string, args)
+        cursor.execute(compiled.string, _driver_args(compiled, conn.dialect, None))
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def _driver_args(
+    compiled: SQLCompiler, dialect: sa.Dialect, params: Mapping[str, Any] | None
+) -> Any:
+    """The parameters of a compiled statement in the form the driver takes them."""
+    values = compiled.construct_params(params) or {}
+    if dialect.positional:
+        return tuple(values[name] for name in compiled.positiontup or ())
+    return values
+
+
+class DriverStatement:
+    """A statement compiled once for an engine's dialect, run on the driver's connection.
+
+    For the few statements run on every operation of something fast (the tuning
+    journal's reads and appends, a dozen per trial): SQLAlchemy's execution layer
+    costs several times what SQLite takes to run a one-row statement.
+    """
+
+    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
+        self._compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        self._dialect = dialect
+
+    def fetch_all(self, connection: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(
+                self._compiled.string, _driver_args(self._compiled, self._dialect, params)
+            )
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def execute_many(self, connection: Any, params: Sequence[Mapping[str, Any]]) -> None:
+        cursor = connection.cursor()
+        try:
+            cursor.executemany(
+                self._compiled.string,
+                [_driver_args(self._compiled, self._dialect, p) for p in params],
+            )
+        finally:
+            cursor.close()
+
+
+@contextmanager
+def driver_transaction(engine: sa.Engine, url: str, *, write: bool) -> Iterator[Any]:
+    """A transaction on a pooled driver connection, for `DriverStatement`s.
+
+    It follows the engine's rules (on SQLite a write transaction begins IMMEDIATE),
+    commits when the block ends, rolls back if it raises, and translates the
+    driver's errors as `translated_errors` does.
+    """
+    with translated_errors(url):
+        connection = engine.raw_connection()
+        try:
+            try:
+                if engine.dialect.name == "sqlite":
+                    # The connect hook put pysqlite in autocommit: the transaction is ours.
+                    connection.cursor().execute(_sqlite_begin(write=write))
+                yield connection
+                connection.commit()
+            except engine.dialect.loaded_dbapi.Error as e:
+                connection.rollback()
+                raise sa.exc.DBAPIError.instance(
+                    None, None, e, engine.dialect.loaded_dbapi.Error
+                ) from e
+            except BaseException:
+                connection.rollback()
+                raise
+        finally:
+            connection.close()
 
 
 def insert_ignoring_duplicates(

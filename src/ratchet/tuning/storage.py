@@ -59,7 +59,16 @@ class SqlJournalBackend(BaseJournalBackend):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._engine = _open_engine(self, url)
+        self._open()
+
+    def _open(self) -> None:
+        self._engine = _open_engine(self, self.url)
+        dialect = self._engine.dialect
+        # Compiled once: Optuna reads before nearly every operation, mostly finding nothing
+        # new, and SQLAlchemy's execution layer would cost several times the read itself.
+        self._read = database.DriverStatement(_READ, dialect)
+        self._append = database.DriverStatement(_APPEND, dialect)
+        self._lock = database.DriverStatement(_LOCK, dialect)
 
     def close(self) -> None:
         """Release the connections; a closed backend reconnects if used again."""
@@ -72,7 +81,7 @@ class SqlJournalBackend(BaseJournalBackend):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.url = state["url"]
-        self._engine = _open_engine(self, self.url)
+        self._open()
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         """Append `logs` after the last log, in one transaction that holds the write lock."""
@@ -82,29 +91,23 @@ class SqlJournalBackend(BaseJournalBackend):
             texts = [json.dumps(log, separators=(",", ":")) for log in logs]
         except (TypeError, ValueError) as e:
             raise InvalidArgument(f"tuning journal entries must be JSON values: {e}") from e
-        with database.translated_errors(self.url), self._engine.connect() as conn:
-            # On SQLite this makes the transaction BEGIN IMMEDIATE: the write lock is taken
-            # before max(seq) is read, so two writers cannot both number from the same maximum.
-            conn.execution_options(**{database.WRITE_OPTION: True})
-            with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    # Row locks cannot guard rows that do not exist yet, so appenders queue
-                    # on one advisory lock. It is released at commit, after the rows become
-                    # visible, and under READ COMMITTED (PostgreSQL's default) the next
-                    # statement sees them: the following writer numbers after them. (A
-                    # stricter default isolation would read a stale maximum; the primary
-                    # key then fails the append rather than number a log twice.)
-                    conn.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_JOURNAL_LOCK}
-                    )
-                conn.execute(_APPEND, [{"log": text} for text in texts])
+        # On SQLite a write transaction is BEGIN IMMEDIATE: the write lock is taken before
+        # max(seq) is read, so two writers cannot both number from the same maximum.
+        with database.driver_transaction(self._engine, self.url, write=True) as connection:
+            if self._engine.dialect.name == "postgresql":
+                # Row locks cannot guard rows that do not exist yet, so appenders queue
+                # on one advisory lock. It is released at commit, after the rows become
+                # visible, and under READ COMMITTED (PostgreSQL's default) the next
+                # statement sees them: the following writer numbers after them. (A
+                # stricter default isolation would read a stale maximum; the primary
+                # key then fails the append rather than number a log twice.)
+                self._lock.fetch_all(connection, {"key": _PG_JOURNAL_LOCK})
+            self._append.execute_many(connection, [{"log": text} for text in texts])
 
     def read_logs(self, log_number_from: int) -> list[dict[str, Any]]:
         """The logs numbered `log_number_from` and up, in order."""
-        with database.translated_errors(self.url), self._engine.connect() as conn, conn.begin():
-            # Optuna reads before every operation, mostly finding nothing new: a statement
-            # compiled once (SQLAlchemy's cache) keeps that to one round trip.
-            rows = conn.execute(_READ, {"first": log_number_from}).all()
+        with database.driver_transaction(self._engine, self.url, write=False) as connection:
+            rows = self._read.fetch_all(connection, {"first": log_number_from})
         logs = []
         for expected, (seq, text) in enumerate(rows, start=log_number_from):
             # Optuna numbers what it has read by counting logs; past a hole every later log
@@ -123,6 +126,7 @@ _READ = (
     .where(_JOURNAL.c.seq >= sa.bindparam("first"))
     .order_by(_JOURNAL.c.seq)
 )
+_LOCK = sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("key", type_=sa.BigInteger)))
 
 
 def _open_engine(owner: SqlJournalBackend, url: str) -> sa.Engine:
