@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ratchet.metadata import (
     Artifact,
@@ -25,8 +25,12 @@ from ratchet.metadata import (
     RecordType,
 )
 from ratchet.metadata.rows import to_datetime
-from ratchet.training.hub import WeightsRef
 from ratchet.tuning.study import Study
+
+if TYPE_CHECKING:
+    # An annotation only: the hub imports torch (over a second), which a process that
+    # runs or records a study does not otherwise need.
+    from ratchet.training.hub import WeightsRef
 
 HYPERPARAMETERS = "Hyperparameters"
 TUNE = "Tune"

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
@@ -31,11 +31,15 @@ from ratchet.errors import FailedPrecondition, InvalidArgument
 from ratchet.metadata import Artifact, MetadataStore
 from ratchet.tracking import Tracker
 from ratchet.training.contract import TrainingContext
-from ratchet.training.hub import WeightsRef
 from ratchet.training.jobs import COMPLETE, JobResult, run_job
 from ratchet.tuning.recording import record_trial
 from ratchet.tuning.space import Value
 from ratchet.tuning.study import FAILED, STOPPED, Study, TrialRecord
+
+if TYPE_CHECKING:
+    # An annotation only: the hub imports torch (over a second), which a process that
+    # runs or records a study does not otherwise need.
+    from ratchet.training.hub import WeightsRef
 
 WORKER_ATTR = "worker"
 TrialHook = Callable[[TrialRecord], None]
