@@ -167,7 +167,9 @@ def run_job(
         state, code, reason = _subprocess(command, context, reports, logs)
     result = JobResult(state, code, logs, model_dir, reason, reports.items)
     if store is not None:
-        run_context = None if run is None else store.get_context(run.id)
+        # The execution is associated with the run by id: the context as the run started
+        # serves, without reading it back.
+        run_context = None if run is None else run.context
         result.execution_id = record_job(
             store, result, launcher, script, context, inputs or {}, started, run_context
         )
