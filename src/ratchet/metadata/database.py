@@ -171,7 +171,9 @@ def driver_transaction(engine: sa.Engine, url: str, *, write: bool) -> Iterator[
             try:
                 if engine.dialect.name == "sqlite":
                     # The connect hook put pysqlite in autocommit: the transaction is ours.
-                    connection.cursor().execute(_sqlite_begin(write=write))
+                    cursor = connection.cursor()
+                    cursor.execute(_sqlite_begin(write=write))
+                    cursor.close()
                 yield connection
                 connection.commit()
             except engine.dialect.loaded_dbapi.Error as e:
