@@ -33,6 +33,14 @@ class Config:
         """True when the store is the embedded SQLite file under `home`."""
         return self.db_url == default_db_url(self.home)
 
+    def to_env(self) -> dict[str, str]:
+        """The `RATCHET_*` variables that make a child process's `load_config` find these stores."""
+        return {
+            "RATCHET_HOME": str(self.home),
+            "RATCHET_DB_URL": self.db_url,
+            "RATCHET_ARTIFACT_URL": self.artifact_url,
+        }
+
 
 def default_db_url(home: Path) -> str:
     return f"sqlite:///{home / 'metadata.db'}"

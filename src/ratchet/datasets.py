@@ -26,6 +26,7 @@ from ratchet.data.stats import DatasetStatistics
 from ratchet.errors import InvalidArgument
 from ratchet.metadata import (
     Artifact,
+    EventType,
     Execution,
     ExecutionState,
     Kind,
@@ -255,6 +256,27 @@ def find_versions(store: MetadataStore, name: str | None = None) -> list[Artifac
     if name is not None:
         filters["properties"] = {"name": name}
     return [a for a in store.find_artifacts(**filters) if "version" in a.properties]
+
+
+def version_parts(store: MetadataStore, dataset: Artifact) -> dict[str, Artifact]:
+    """What was prepared with a dataset version, by role: its statistics, train
+    statistics, schema and transform (the other outputs of the execution that made it).
+
+    A model built on the version names these as its inputs, so its lineage answers
+    which statistics and which transform it was trained with.
+    """
+    assert dataset.id is not None
+    made = [
+        e.execution_id
+        for e in store.find_events(artifact_ids=[dataset.id])
+        if e.type == EventType.OUTPUT
+    ]
+    siblings = store.find_events(execution_ids=made[:1])
+    return {
+        str(e.path): store.get_artifact(e.artifact_id)
+        for e in siblings
+        if e.type == EventType.OUTPUT and e.path not in (None, "dataset")
+    }
 
 
 def publish_version(

@@ -93,8 +93,8 @@ def test_the_training_pipeline_compiles_to_kfp_ir(tmp_path: Path) -> None:
         tasks.update(component.get("dag", {}).get("tasks", {}))
     steps = {name for name in tasks if not name.startswith("condition")}
     assert steps == {
-        "read-policy", "warmup-step", "pretrain-step", "keep-value", "tune-step",
-        "keep-value-2", "train-step", "evaluate-step", "gate-step",
+        "read-policy", "warmup-step", "baseline-step", "pretrain-step", "keep-value",
+        "tune-step", "keep-value-2", "train-step", "evaluate-step", "gate-step",
     }  # fmt: skip
     conditions = " ".join(t.get("triggerPolicy", {}).get("condition", "") for t in tasks.values())
     assert "!= 'STOP'" in conditions and "!= 'REUSE'" in conditions
@@ -168,9 +168,9 @@ def test_the_training_pipeline_runs_under_ratchet(config: Config, dataset: Artif
     # The Else branches (keep the weights, keep the hyperparameters) did not run.
     assert ran["condition-4"] == ran["condition-7"] == TaskState.SKIPPED
     assert "keep-value" not in ran and "keep-value-2" not in ran
-    assert {ran[s] for s in ("warmup-step", "pretrain-step", "tune-step", "gate-step")} == {
-        TaskState.COMPLETE
-    }
+    assert {
+        ran[s] for s in ("warmup-step", "baseline-step", "pretrain-step", "tune-step", "gate-step")
+    } == {TaskState.COMPLETE}
     artifacts = ArtifactStore.from_config(config)
     with MetadataStore.from_config(config) as store:
         registry = Registry(store, artifacts)

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from ratchet import pipelines
+from ratchet import datasets, pipelines
 from ratchet.components import data as components
 from ratchet.config import Config, load_config
 from ratchet.metadata import MetadataStore
@@ -48,40 +48,82 @@ def test_the_data_pipeline_compiles_to_kfp_ir(tmp_path: Path) -> None:
     assert ir["pipelineInfo"]["name"] == "ratchet-data"
     assert set(ir["root"]["dag"]["tasks"]) == {
         "compute-statistics",
-        "infer-schema",
+        "reference-version",
         "validate-statistics",
+        "detect-drift",
         "prepare-dataset",
+        "register-dataset",
+    }
+    assert set(ir["root"]["outputDefinitions"]["parameters"]) == {
+        "folder",
+        "version",
+        "anomalies",
+        "drifted",
     }
     assert spec.name == "ratchet-data"
 
 
-def test_the_data_pipeline_runs_under_ratchet(config: Config, tmp_path: Path) -> None:
-    run = pipelines.run(
-        components.data_pipeline,
-        {"source": str(source(tmp_path)), "label": "churned", "key": "id"},
-        config=config,
-    )
-    assert run.state == "SUCCEEDED", run.errors
-    assert run.outputs["Output"] == 500
-    assert set(run.tasks.values()) == {TaskState.COMPLETE}
+def test_the_data_pipeline_registers_versions_checked_against_the_first(
+    config: Config, tmp_path: Path
+) -> None:
+    arguments = {"source": str(source(tmp_path)), "name": "customers", "label": "churned"}
+    first = pipelines.run(components.data_pipeline, {**arguments, "key": "id"}, config=config)
+    assert first.state == "SUCCEEDED", first.errors
+    assert set(first.tasks.values()) == {TaskState.COMPLETE}
+    # The first version is its own reference: nothing anomalous, nothing drifted.
+    assert (first.outputs["anomalies"], first.outputs["drifted"]) == (0, False)
+    folder = Path(first.outputs["folder"])
+    assert folder.parent == config.home / "datasets" / "customers"
     with MetadataStore.from_config(config) as store:
-        [dataset] = store.find_artifacts(type="system.Dataset")
-        folder = Path(dataset.uri)
-        assert (folder / "schema.yaml").exists() and (folder / "train").is_dir()
-        assert sum(dataset.custom_properties["metadata"]["splits"].values()) == 500
-        [anomalies] = [
-            a
-            for a in store.find_artifacts(type="system.Artifact")
-            if "count" in a.custom_properties["metadata"]
-        ]
-        assert anomalies.custom_properties["metadata"]["count"] == 0  # validated against itself
-        assert json.loads(Path(anomalies.uri).read_text()) == []
-    again = pipelines.run(
-        components.data_pipeline,
-        {"source": str(source(tmp_path)), "label": "churned", "key": "id"},
-        config=config,
+        [dataset] = datasets.find_versions(store, "customers")
+        assert dataset.sha256 == first.outputs["version"] and dataset.uri == str(folder)
+        assert sum(dataset.custom_properties["splits"].values()) == 500
+
+    # A shifted batch with a new plan: validated against the first schema, drifted from it,
+    # transformed with the first version's transform (the new plan goes out of vocabulary).
+    rng = np.random.default_rng(9)
+    shifted = tmp_path / "shifted.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "id": np.arange(500, 900),
+                "age": rng.integers(70, 99, 400),
+                "plan": pa.array(rng.choice(["free", "team"], 400)),
+                "churned": rng.integers(0, 2, 400),
+            }
+        ),
+        shifted,
     )
-    assert set(again.tasks.values()) == {TaskState.CACHED}
+    second = pipelines.run(
+        components.data_pipeline, {**arguments, "source": str(shifted)}, config=config
+    )
+    assert second.state == "SUCCEEDED", second.errors
+    assert second.outputs["drifted"] is True and second.outputs["anomalies"] >= 1
+    new = Path(second.outputs["folder"])
+    assert (new / "transform.json").read_text() == (folder / "transform.json").read_text()
+    with MetadataStore.from_config(config) as store:
+        assert len(datasets.find_versions(store, "customers")) == 2
+
+    # The same data again is the same version: found, not registered twice.
+    again = pipelines.run(
+        components.data_pipeline, {**arguments, "source": str(shifted)}, config=config
+    )
+    assert again.outputs["version"] == second.outputs["version"]
+    with MetadataStore.from_config(config) as store:
+        assert len(datasets.find_versions(store, "customers")) == 2
+
+
+def test_read_prepared_reads_back_what_the_engine_wrote(tmp_path: Path) -> None:
+    from ratchet.data.engines.local import prepare_dataset, read_prepared
+
+    written = prepare_dataset(str(source(tmp_path)), tmp_path / "ds", label="churned", key="id")
+    read = read_prepared(tmp_path / "ds")
+    assert read.statistics == written.statistics and read.transform == written.transform
+    assert dict(read.rows) == dict(written.rows)
+    assert read.schema == written.schema and read.quarantine.count == 0
+    assert {k: set(v) for k, v in read.shards.items()} == {
+        k: set(v) for k, v in written.shards.items()
+    }
 
 
 def test_drift_component_between_two_statistics(config: Config, tmp_path: Path) -> None:

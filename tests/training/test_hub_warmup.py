@@ -158,3 +158,52 @@ def test_pretraining_follows_warmup_in_lineage(hub: Hub, dataset: PreparedDatase
     assert again == ref
     graph = hub.store.lineage(artifact_id=ref.artifact_id, direction="upstream", depth=4)
     assert {e.type for e in graph.executions} == {"Warmup", "Pretrain"}
+
+
+def test_soft_targets_carry_the_teachers_probabilities(hub: Hub, dataset: PreparedDataset) -> None:
+    """A student distilled on the teacher's probabilities ranks rows as the teacher does,
+    and far better than one taught the teacher's argmax on the same rows."""
+    task = detect_task(dataset.train_statistics)
+    spec = spec_of(dataset)
+    start = hub.publish(
+        "start", TabularMLP(spec).state_dict(), architecture=spec.to_dict(),
+        architecture_sha256=spec.sha256,
+    )  # fmt: skip
+
+    def teacher(rows: pa.Table) -> np.ndarray:  # P(churned) rises with `a`; mostly "0" wins
+        a = np.nan_to_num(np.asarray(rows["a"].to_numpy(zero_copy_only=False), np.float64))
+        positive = 0.3 / (1 + np.exp(-2 * a))
+        return np.stack([1 - positive, positive], axis=1)
+
+    def argmax(rows: pa.Table) -> np.ndarray:
+        return np.asarray(task.classes)[teacher(rows).argmax(axis=1)]
+
+    generator = SyntheticGenerator.from_statistics(dataset.train_statistics, labeller=argmax)
+    config = PretrainConfig(rows=4000, epochs=3, batch_size=128, learning_rate=1e-2)
+    common = dict(start=start, generator=generator, dataset_version=VERSION, config=config)
+    soft = pretrain(hub, spec, dataset.folder, task, labeller_name="soft", soft_targets=teacher,
+                    **common)  # type: ignore[arg-type]  # fmt: skip
+    hard = pretrain(hub, spec, dataset.folder, task, labeller_name="hard", **common)  # type: ignore[arg-type]
+    assert soft != hard  # whether targets are soft keys the cache too
+    rows = generator.sample(2000, seed=11)
+    expected = teacher(rows)[:, 1]
+
+    def student(ref):  # type: ignore[no-untyped-def]
+        model = TabularMLP(spec)
+        model.load_state_dict(hub.load(ref)[0])
+        model.eval()
+        encoded = dataset.transform.apply(rows)
+        columns = {name: encoded[name].to_numpy() for name in spec.features}
+        inputs = {
+            name: torch.from_numpy(
+                array.astype(np.float32) if array.dtype.kind == "f" else array.astype(np.int64)
+            )
+            for name, array in columns.items()
+        }
+        with torch.no_grad():
+            return torch.sigmoid(model(inputs)[:, 0]).numpy()
+
+    taught = student(soft)
+    assert np.corrcoef(taught, expected)[0, 1] > 0.9
+    assert abs(float(taught.mean()) - float(expected.mean())) < 0.05
+    assert float(student(hard).mean()) < 0.05  # the argmax says "never churns"

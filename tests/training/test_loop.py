@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 from ratchet.data.engines.local import PreparedDataset
 from ratchet.errors import InvalidArgument
 from ratchet.training.contract import ObjectiveFailed, TrainingContext, running
-from ratchet.training.loop import TrainConfig, fit
+from ratchet.training.loop import TrainConfig, evaluate, fit, read_split
 from ratchet.training.models import TabularMLP, mlp_spec
 from ratchet.training.schedule import LearningRateSchedule
 from ratchet.training.stopping import EarlyStopping, FailureRules
@@ -118,3 +119,40 @@ def test_bad_configs_are_refused() -> None:
         TrainConfig(epochs=0)
     with pytest.raises(InvalidArgument, match="epochs and batch_size"):
         TrainConfig(batch_size=0)
+
+
+def test_fine_tuning_that_never_helps_gives_back_its_start(dataset: PreparedDataset) -> None:
+    task = detect_task(dataset.train_statistics)
+    model = model_for(dataset)
+    fit(model, dataset.folder, task, config=TrainConfig(epochs=2, batch_size=64))
+    start = copy.deepcopy(model.state_dict())
+    features = list(model.spec.features)
+    before = evaluate(model, task, *read_split(dataset.folder / "validation", task, features),
+                      prefix="validation")  # fmt: skip
+    ruinous = TrainConfig(epochs=2, batch_size=64, learning_rate=5.0)
+    kept = fit(model, dataset.folder, task, config=ruinous, stopping=EarlyStopping(patience=0),
+               start_is_candidate=True)  # fmt: skip
+    assert kept.best_step == 0
+    assert kept.metrics["validation_loss"] == pytest.approx(before["validation_loss"])
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in start.items())
+    model.load_state_dict(start)
+    ruined = fit(model, dataset.folder, task, config=ruinous, stopping=EarlyStopping(patience=0))
+    assert ruined.metrics["validation_loss"] > before["validation_loss"]
+
+
+def test_soft_targets_give_the_same_loss_as_the_labels_they_encode() -> None:
+    from ratchet.training.models import loss_function
+    from ratchet.training.task import Task
+
+    outputs = torch.tensor([[0.3, -1.0, 2.0], [1.5, 0.2, -0.4]])
+    labels = torch.tensor([2, 0])
+    one_hot = torch.nn.functional.one_hot(labels, 3).float()
+    multiclass = Task("multiclass", "y", ("a", "b", "c"))
+    assert loss_function(multiclass, outputs, one_hot) == pytest.approx(
+        float(loss_function(multiclass, outputs, labels))
+    )
+    binary = Task("binary", "y", ("no", "yes"))
+    two = torch.nn.functional.one_hot(labels.clamp(max=1), 2).float()
+    assert loss_function(binary, outputs, two) == pytest.approx(
+        float(loss_function(binary, outputs, labels.clamp(max=1)))
+    )

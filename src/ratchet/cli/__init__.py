@@ -16,6 +16,7 @@ import typer
 
 from ratchet.cli import data, demo, formalize, models, pipeline, records, serve, store, tune
 from ratchet.cli.baseline import baseline as baseline_command
+from ratchet.cli.experiment import experiment_command
 from ratchet.cli.output import error_console
 from ratchet.config import load_config
 from ratchet.errors import (
@@ -72,6 +73,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(tune.app, name="tune")
 app.add_typer(formalize.app, name="formalize")
 app.command("watch")(formalize.watch_command)
+app.command("experiment")(experiment_command)
 app.command("demo")(demo.demo)
 app.command("baseline")(baseline_command)
 

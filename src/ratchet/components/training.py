@@ -22,6 +22,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Metrics, Model, Output
 
+from ratchet.components.baseline import baseline_step
 from ratchet.components.data import IMAGE
 
 #: Hyperparameters every trial and the full training share (JSON object).
@@ -143,11 +144,10 @@ def pretrain_step(
     dataset: str, dataset_version: str, start: str, teacher: str, pretraining: str, seed: int
 ) -> str:
     """`start` pre-trained on synthetic rows labelled by `teacher` (a registry reference,
-    e.g. `churn-baseline:baseline`); their sha256. Without a teacher, `start` itself."""
+    e.g. `churn-baseline:baseline`); their sha256. Without a teacher or `pretraining`
+    settings (empty), `start` itself."""
     import json
     from pathlib import Path
-
-    import numpy as np
 
     from ratchet.artifacts import ArtifactStore
     from ratchet.config import load_config
@@ -157,11 +157,11 @@ def pretrain_step(
     from ratchet.training.hub import Hub
     from ratchet.training.models import MLPSpec
     from ratchet.training.pretrain import PretrainConfig, pretrain
-    from ratchet.training.synthetic import SyntheticGenerator
+    from ratchet.training.synthetic import SyntheticGenerator, teacher_labeller
     from ratchet.training.task import detect_task
 
-    if not teacher:
-        return start  # nothing to label synthetic rows with: the warmed weights go on
+    if not teacher or not pretraining:
+        return start  # no teacher, or no pre-training asked for: the warmed weights go on
     folder = Path(dataset)
     statistics = json.loads((folder / "train_statistics.json").read_text())
     train_statistics = DatasetStatistics.from_dict(statistics)
@@ -172,12 +172,8 @@ def pretrain_step(
         hub = Hub(store, artifacts)
         ref = hub.resolve(start)
         bundle, version = Registry(store, artifacts).load(teacher)
-
-        def label(rows):  # type: ignore[no-untyped-def]
-            predicted = np.asarray(bundle.predict_table(rows))
-            if not task.classification:
-                return predicted
-            return np.asarray(task.classes)[predicted.argmax(axis=1)]
+        classes = task.classes if task.classification else None
+        label = teacher_labeller(bundle.predict_table, classes, seed=seed)
 
         weights = pretrain(
             hub, MLPSpec.from_dict(hub.spec_of(ref)), folder, task, start=ref,
@@ -185,6 +181,7 @@ def pretrain_step(
             # The teacher's content, not only its name, keys the cache.
             labeller_name=f"{version}:{version.sha256[:12]}", dataset_version=dataset_version,
             config=PretrainConfig(**json.loads(pretraining)), seed=seed,
+            soft_targets=bundle.predict_table if task.classification else None,
         )  # fmt: skip
     return weights.sha256
 
@@ -262,6 +259,7 @@ def train_step(
     import time
     from pathlib import Path
 
+    from ratchet import datasets
     from ratchet.config import load_config
     from ratchet.errors import FailedPrecondition
     from ratchet.metadata import MetadataStore
@@ -285,6 +283,8 @@ def train_step(
             found = store.find_artifacts(type=kind, sha256=sha, newest_first=True, limit=1)
             if found:
                 inputs[role] = found[0]
+        if "dataset" in inputs:  # the statistics and transform the model was built with
+            inputs.update(datasets.version_parts(store, inputs["dataset"]))
         tracker = Tracker(store, model_name, run_root=config.home / "runs")
         try:
             run = tracker.start_run(f"train-{dataset_version[:8]}-{time.time_ns()}")
@@ -398,14 +398,16 @@ def gate_step(
 def training_pipeline(
     dataset: str, model_name: str, hidden: str = "[32]", fixed: str = FIXED,
     tuning: str = TUNING, warmup: str = WARMUP, pretraining: str = PRETRAINING,
-    teacher: str = "", init_weights: str = "", slices: str = "[]", gate: str = "{}",
-    seed: int = 0,
+    teacher: str = "", baseline_budget: float = 0.0, init_weights: str = "", slices: str = "[]",
+    gate: str = "{}", seed: int = 0,
 ) -> None:  # fmt: skip
     """Policy > weights (warmup, pre-training) > tuning > full training > evaluation > gate.
 
     `dataset` is a prepared dataset folder (a registered version's, for lineage);
     `hidden` (a JSON list) is the architecture; the JSON settings are the fields of
-    the library's configs. Nothing trains on STOP; REUSE trains without tuning.
+    the library's configs. Nothing trains on STOP; REUSE trains without tuning. When
+    weights are prepared, the synthetic rows are labelled by `teacher` (a registry
+    reference) or else by an AutoML baseline run for `baseline_budget` seconds (0: none).
     """
     policy = read_policy(dataset=dataset, init_weights=init_weights)
     policy.set_caching_options(False)  # its inputs never change; its answer does
@@ -418,9 +420,13 @@ def training_pipeline(
                 dataset=dataset, dataset_version=version, hidden=hidden, initial=init_weights,
                 warmup=warmup, seed=seed,
             )  # fmt: skip
+            taught = baseline_step(
+                model_name=model_name, dataset=dataset, dataset_version=version,
+                teacher=teacher, budget=baseline_budget, seed=seed,
+            )  # fmt: skip
             prepared = pretrain_step(
-                dataset=dataset, dataset_version=version, start=warm.output, teacher=teacher,
-                pretraining=pretraining, seed=seed,
+                dataset=dataset, dataset_version=version, start=warm.output,
+                teacher=taught.output, pretraining=pretraining, seed=seed,
             )  # fmt: skip
         with dsl.Else():
             kept = keep_value(value=policy.outputs["start_weights"])

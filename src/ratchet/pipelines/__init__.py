@@ -134,5 +134,6 @@ def _execute(
             max_workers=max_workers,
             on_change=on_change,
             resume_from=resumed_from,
+            environment=config.to_env(),
         )
         return runner.run()

@@ -108,8 +108,11 @@ class Runner:
         max_workers: int | None = None,
         on_change: OnChange | None = None,
         resume_from: str | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = spec
+        # Every task sees the run's stores (a component's own env entries win).
+        self.environment = dict(environment or {})
         self.resume_from = resume_from
         self.recorder = recorder
         self.arguments = dict(arguments)
@@ -231,8 +234,11 @@ class Runner:
             artifacts=artifacts,
             output_dir=str(self.work_dir / self.run_name / node.path),
             env={
-                e["name"]: e.get("value", "")
-                for e in executor_spec.get("container", {}).get("env", [])
+                **self.environment,
+                **{
+                    e["name"]: e.get("value", "")
+                    for e in executor_spec.get("container", {}).get("env", [])
+                },
             },
         )
         key = cache_key(

@@ -71,11 +71,7 @@ class TrainingContext:
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name in ENV}
         env = {ENV[name]: str(value) for name, value in values.items() if value is not None}
         if self.stores is not None:
-            env.update(
-                RATCHET_HOME=str(self.stores.home),
-                RATCHET_DB_URL=self.stores.db_url,
-                RATCHET_ARTIFACT_URL=self.stores.artifact_url,
-            )
+            env.update(self.stores.to_env())
         return env
 
     @classmethod

@@ -28,7 +28,7 @@ from ratchet.errors import InvalidArgument
 from ratchet.feeder import Feeder, FeederOptions, Partition, Policy
 from ratchet.training.checkpoint import load_checkpoint, save_checkpoint
 from ratchet.training.contract import report
-from ratchet.training.models import TabularMLP, loss_function, predictions
+from ratchet.training.models import TabularMLP, loss_function, predictions, soft_target_columns
 from ratchet.training.schedule import LearningRateSchedule
 from ratchet.training.stopping import EarlyStopping, FailureRules
 from ratchet.training.task import Task
@@ -125,11 +125,14 @@ def fit(
     stopping: EarlyStopping | None = None,
     failure: FailureRules | None = None,
     policies: Sequence[Policy] = (),
+    start_is_candidate: bool = False,
 ) -> FitResult:
     """Train `model` on `dataset`'s train split, evaluating on its validation split.
 
     With `checkpoints`, state is saved there every `config.checkpoint_every` steps and
-    at each epoch's end, and a checkpoint found there is resumed from.
+    at each epoch's end, and a checkpoint found there is resumed from. With
+    `start_is_candidate`, early stopping also weighs the weights training starts from
+    (step 0), so training that never beats them on validation gives them back.
     """
     features = list(model.spec.features)
     places = _Distributed()
@@ -141,6 +144,9 @@ def fit(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     train_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in _shards(dataset / "train"))
+    # A teacher's class probabilities, when the rows carry them (distillation), are the targets.
+    names = set(pq.read_schema(_shards(dataset / "train")[0]).names) if train_rows else set()
+    soft = [c for c in soft_target_columns(task) if c in names] if task.classification else []
     # Every rank must take the same number of steps, or DDP's all-reduce waits forever.
     steps_per_epoch = (
         (train_rows // places.world) // config.batch_size
@@ -164,6 +170,11 @@ def fit(
     saved = load_checkpoint(checkpoints) if checkpoints is not None else None
     if saved is not None:
         state = _restore(saved, model, optimizer, stopping, failure)
+    elif start_is_candidate and stopping is not None:
+        stopping.update(
+            evaluate(model, task, *validation, prefix="validation"), step=0,
+            weights=model.state_dict(),
+        )  # fmt: skip
 
     stopped_early = False
     while state.epoch < config.epochs and state.step < total and not stopped_early:
@@ -173,7 +184,7 @@ def fit(
             seed=config.seed,
             policies=policies,
             options=FeederOptions(
-                columns=(*features, task.label),
+                columns=(*features, task.label, *soft),
                 output="torch",
                 partition=Partition(places.rank, places.world),
                 first_epoch=state.epoch,
@@ -233,7 +244,11 @@ def _step(
 ) -> None:
     for group in optimizer.param_groups:
         group["lr"] = rate
-    labels = torch.from_numpy(task.encode(np.asarray(batch[task.label])))
+    soft = soft_target_columns(task) if task.classification else []
+    if soft and soft[0] in batch:
+        labels = torch.stack([torch.as_tensor(batch[c]).float() for c in soft], dim=1)
+    else:
+        labels = torch.from_numpy(task.encode(np.asarray(batch[task.label])))
     outputs = model(batch)
     loss = loss_function(task, outputs, labels)
     optimizer.zero_grad(set_to_none=True)

@@ -128,11 +128,21 @@ class TabularMLP(nn.Module):
         return out
 
 
+def soft_target_columns(task: Task) -> list[str]:
+    """The columns holding a teacher's class probabilities, one per class (distillation)."""
+    return [f"__soft_target_{i}__" for i in range(len(task.classes))]
+
+
 def loss_function(task: Task, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The task's loss against class ids, or against class probabilities ([rows, classes],
+    a teacher's soft targets: they carry its ranking, which its argmax throws away)."""
+    soft = labels.dim() == 2
     if task.kind == BINARY:
-        return F.binary_cross_entropy_with_logits(outputs[:, 0], labels.float())
+        return F.binary_cross_entropy_with_logits(
+            outputs[:, 0], labels[:, 1].float() if soft else labels.float()
+        )
     if task.kind == MULTICLASS:
-        return F.cross_entropy(outputs, labels.long())
+        return F.cross_entropy(outputs, labels.float() if soft else labels.long())
     return F.mse_loss(outputs[:, 0], labels.float())
 
 

@@ -15,15 +15,20 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
 
 from ratchet.data.export import write_shards
 from ratchet.data.transform import Transform
 from ratchet.errors import InvalidArgument
 from ratchet.training.hub import Hub, WeightsRef
 from ratchet.training.loop import TrainConfig
-from ratchet.training.models import MLPSpec
+from ratchet.training.models import MLPSpec, soft_target_columns
 from ratchet.training.synthetic import SyntheticGenerator
 from ratchet.training.task import Task
 from ratchet.training.warmup import Stage, train_stage
@@ -55,8 +60,13 @@ def pretrain(
     dataset_version: str,
     config: PretrainConfig,
     seed: int = 0,
+    soft_targets: Callable[[pa.Table], Any] | None = None,
 ) -> WeightsRef:
     """Weights pre-trained on synthetic rows from `start`; cached by every input.
+
+    `soft_targets` (a classifier teacher's `predict_table`: class probabilities per
+    row) makes the student learn the teacher's probabilities rather than the drawn
+    labels: distillation, which needs far fewer rows to carry the teacher's ranking.
 
     `labeller_name` names the generator's labeller in the cache key (a teacher model's
     version, or a rule's name): the function itself cannot be hashed.
@@ -66,6 +76,7 @@ def pretrain(
         "dataset": dataset_version,
         "labeller": labeller_name,
         "config": asdict(config),
+        "soft_targets": soft_targets is not None,
         "seed": seed,
         "architecture": spec.sha256,
     }
@@ -80,7 +91,12 @@ def pretrain(
         raise InvalidArgument("the generator must label its rows (give it a teacher or a rule)")
     with tempfile.TemporaryDirectory(prefix="ratchet-pretrain-") as folder:
         synthetic = Path(folder)
-        write_shards([transform.apply(rows)], synthetic / "train")
+        transformed = transform.apply(rows)
+        if soft_targets is not None and task.classification:
+            probabilities = np.asarray(soft_targets(rows.drop_columns([task.label])), np.float32)
+            for column, values in zip(soft_target_columns(task), probabilities.T, strict=True):
+                transformed = transformed.append_column(column, pa.array(values))
+        write_shards([transformed], synthetic / "train")
         # Progress is judged on real rows: the dataset's own validation split.
         os.symlink((dataset / "validation").resolve(), synthetic / "validation")
         return train_stage(

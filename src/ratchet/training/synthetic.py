@@ -289,6 +289,29 @@ def _cholesky(correlation: npt.ArrayLike, d: int) -> Floats:
         return np.linalg.cholesky(fixed * np.outer(scale, scale)).astype(np.float64)
 
 
+def teacher_labeller(
+    predict: Callable[[pa.Table], Any], classes: tuple[Any, ...] | None, *, seed: int = 0
+) -> Labeller:
+    """A teacher model's `predict_table` as a labeller.
+
+    A classifier's label is drawn from its predicted class probabilities, not taken
+    as their argmax: on an imbalanced label the argmax is nearly always the majority
+    class, which would teach the student to predict only that, while the draws carry
+    the teacher's ranking. `classes` is None for regression (the prediction is the label).
+    """
+    rng = np.random.default_rng(seed)
+
+    def label(rows: pa.Table) -> Any:
+        predicted = np.asarray(predict(rows), dtype=np.float64)
+        if classes is None:
+            return predicted
+        cumulative = np.cumsum(predicted, axis=1)
+        drawn = (rng.random(len(predicted))[:, None] * cumulative[:, -1:] > cumulative).sum(axis=1)
+        return np.asarray(classes)[np.minimum(drawn, len(classes) - 1)]
+
+    return label
+
+
 def label_rows(
     table: pa.Table, labeller: Labeller, *, name: str, label_type: str | None = None
 ) -> pa.Table:

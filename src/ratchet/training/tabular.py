@@ -137,6 +137,9 @@ def train_tabular(**hyperparameters: Any) -> dict[str, float]:
         checkpoints=where.model_dir / "checkpoints",
         stopping=stopping,
         failure=failure,
+        # Fine-tuning given weights (pre-trained, a teacher's student) must not end worse
+        # on validation than it started: the start is the first candidate for the best.
+        start_is_candidate=bool(values["init_weights"]),
     )
     test = evaluate(model, task, *read_split(dataset / "test", task, spec.features), prefix="test")
     metrics = {**result.metrics, **test}

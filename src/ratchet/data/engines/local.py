@@ -194,3 +194,24 @@ def write_metadata(
     schema.save(folder / "schema.yaml")
     (folder / "transform.json").write_text(transform.to_json())
     (folder / "splits.json").write_text(json.dumps(dict(rows), sort_keys=True))
+
+
+def read_prepared(folder: Path) -> PreparedDataset:
+    """A prepared folder read back from the files `write_metadata` and the export left."""
+    statistics, train_statistics = (
+        DatasetStatistics.from_dict(json.loads((folder / name).read_text()))
+        for name in ("statistics.json", "train_statistics.json")
+    )
+    # The export quarantines malformed rows into `errors/<source stem>.errors.jsonl`.
+    errors = sorted((folder / "errors").glob("*.jsonl"))
+    quarantined = sum(len(path.read_text().splitlines()) for path in errors)
+    return PreparedDataset(
+        folder,
+        statistics,
+        train_statistics,
+        Schema.load(folder / "schema.yaml"),
+        Transform.from_json((folder / "transform.json").read_text()),
+        json.loads((folder / "splits.json").read_text()),
+        {name: tuple(sorted((folder / name).glob("*.parquet"))) for name in (*SPLITS, "raw_test")},
+        Quarantine(errors[0] if errors else None, quarantined),
+    )
