@@ -16,6 +16,7 @@ import typer
 
 from ratchet.cli import data, demo, formalize, models, pipeline, records, serve, store, tune
 from ratchet.cli.baseline import baseline as baseline_command
+from ratchet.cli.dashboard import dashboard_command
 from ratchet.cli.experiment import experiment_command
 from ratchet.cli.output import error_console
 from ratchet.config import load_config
@@ -76,6 +77,7 @@ app.command("watch")(formalize.watch_command)
 app.command("experiment")(experiment_command)
 app.command("demo")(demo.demo)
 app.command("baseline")(baseline_command)
+app.command("dashboard")(dashboard_command)
 
 
 def exit_code(error: RatchetError) -> int:
