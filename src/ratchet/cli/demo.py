@@ -115,6 +115,7 @@ def _formalized(config: Config, *, max_trials: int, baseline_budget: float) -> N
     out.print(f"store: {config.db_url}; champion: {champion}")
     out.print("next:")
     for command in (
+        "ratchet dashboard",
         "ratchet models show taxi:champion",
         "ratchet models compare taxi:champion taxi-baseline:baseline",
         *(f"ratchet tune show {studies[0].properties['study']}" for _ in studies[:1]),
