@@ -110,29 +110,29 @@ def test_read_policy_needs_a_known_decision_for_the_dataset(
 ) -> None:
     read = components.read_policy.python_func
     with pytest.raises(FailedPrecondition, match="no policy decision for dataset version"):
-        read(dataset=dataset.uri, init_weights="")
+        read(model_name="churn", dataset=dataset.uri, init_weights="")
     with MetadataStore.from_config(config) as store:
         for record_type in POLICY_TYPES:
             store.put_type(record_type)
         other = {"action": "REUSE", "dataset_version": "f" * 64}  # another version's
         store.put_artifact(Artifact(POLICY_DECISION, properties=other))
         with pytest.raises(FailedPrecondition, match=dataset.sha256[:12]):
-            read(dataset=dataset.uri, init_weights="")
+            read(model_name="churn", dataset=dataset.uri, init_weights="")
         unknown = {"action": "MAYBE", "dataset_version": dataset.sha256}
         store.put_artifact(Artifact(POLICY_DECISION, properties=unknown))
     with pytest.raises(InvalidArgument, match="MAYBE"):
-        read(dataset=dataset.uri, init_weights="")
+        read(model_name="churn", dataset=dataset.uri, init_weights="")
 
 
 def test_read_policy_chooses_where_training_starts(config: Config, dataset: Artifact) -> None:
     read = components.read_policy.python_func
     decide(config, dataset, "REUSE")
-    fresh = read(dataset=dataset.uri, init_weights="")
+    fresh = read(model_name="churn", dataset=dataset.uri, init_weights="")
     assert (fresh.action, fresh.dataset_version) == ("REUSE", dataset.sha256)
     assert (fresh.hyperparameters, fresh.study, fresh.start_weights) == ("{}", "", "")
     assert fresh.prepare_weights  # nothing to start from: warm up first
     domain = weights(config, "domain")
-    given = read(dataset=dataset.uri, init_weights="domain")
+    given = read(model_name="churn", dataset=dataset.uri, init_weights="domain")
     assert (given.start_weights, given.prepare_weights) == (domain.sha256, False)
     tuned_from = weights(config, "pretrained")
     with MetadataStore.from_config(config) as store:
@@ -140,23 +140,32 @@ def test_read_policy_chooses_where_training_starts(config: Config, dataset: Arti
             store.put_type(record_type)
         store.put_artifact(
             Artifact(
-                "Hyperparameters", uri="study://s1/0", properties={"study": "s1"},
+                "Hyperparameters", uri="study://s1/0",
+                properties={"study": "s1", "model": "churn"},
                 custom_properties={
                     "values": {"learning_rate": 0.01}, "start_weights": tuned_from.sha256
                 },
             )
         )  # fmt: skip
-    reused = read(dataset=dataset.uri, init_weights="domain")
+    reused = read(model_name="churn", dataset=dataset.uri, init_weights="domain")
     assert reused.start_weights == tuned_from.sha256  # the weights they were tuned from
+    # Another model's hyperparameters in the same store are not this model's.
+    assert read(model_name="other", dataset=dataset.uri, init_weights="").hyperparameters == "{}"
     assert (json.loads(reused.hyperparameters), reused.study) == ({"learning_rate": 0.01}, "s1")
     decide(config, dataset, "FINE_TUNE")
-    assert read(dataset=dataset.uri, init_weights="domain").start_weights == domain.sha256
+    assert (
+        read(model_name="churn", dataset=dataset.uri, init_weights="domain").start_weights
+        == domain.sha256
+    )
     decide(config, dataset, "REFORMALIZE")
-    assert read(dataset=dataset.uri, init_weights="domain").prepare_weights
+    assert read(model_name="churn", dataset=dataset.uri, init_weights="domain").prepare_weights
     # An unregistered folder's version is its content hash: a copy has the original's.
     copy = shutil.copytree(dataset.uri, Path(dataset.uri).with_name("copy"))
     decide(config, dataset, "RETUNE")
-    assert read(dataset=str(copy), init_weights="").dataset_version == dataset.sha256
+    assert (
+        read(model_name="churn", dataset=str(copy), init_weights="").dataset_version
+        == dataset.sha256
+    )
 
 
 def test_the_training_pipeline_runs_under_ratchet(config: Config, dataset: Artifact) -> None:
@@ -219,7 +228,8 @@ def test_the_training_pipeline_runs_under_ratchet(config: Config, dataset: Artif
     assert pretrained not in ("", warm.sha256)
     domain = weights(config, "domain")  # new domain-specific weights: the policy's FINE_TUNE
     fine = components.tune_step.python_func(
-        action="FINE_TUNE", dataset=dataset.uri, dataset_version=dataset.sha256, hidden="[32]",
+        model_name="churn", action="FINE_TUNE", dataset=dataset.uri,
+        dataset_version=dataset.sha256, hidden="[32]",
         fixed=SMALL["fixed"], tuning=json.dumps({"max_trials": 1}), init_weights=domain.sha256,
         start=pretrained,
         study=str(tuned.properties["study"]), seed=0,

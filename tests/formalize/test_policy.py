@@ -128,6 +128,7 @@ def tune(
     architecture: str | None = ARCH.sha256,
     init: WeightsRef | None = None,
     name: str = "tune",
+    model: str | None = None,
 ) -> Artifact:
     """A one-trial study recorded as the best hyperparameters, as the tuning step does."""
     config = StudyConfig(
@@ -143,6 +144,7 @@ def tune(
         dataset_version=dataset.sha256 if dataset is not None else None,
         init_weights=init,
         architecture_sha256=architecture,
+        model=model,
     )
 
 
@@ -167,6 +169,15 @@ def test_nothing_tuned_yet_reformalizes(
     assert decision.reasons == (NOTHING_TUNED,)
     assert decision.evidence["hyperparameters"] is None
     assert decision.drift is None
+
+
+def test_each_model_decides_against_its_own_hyperparameters(
+    store: MetadataStore, artifacts: ArtifactStore, register: Register
+) -> None:
+    tune(store, register("reference"), model="taxi")
+    assert decide(store, artifacts, inputs(model="taxi")).action == Action.REUSE
+    other = decide(store, artifacts, inputs(model="churn"))  # one store, two models
+    assert (other.action, other.reasons) == (Action.REFORMALIZE, (NOTHING_TUNED,))
 
 
 def test_same_distribution_reuses(

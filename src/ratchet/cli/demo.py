@@ -111,7 +111,7 @@ def _formalized(config: Config, *, max_trials: int, baseline_budget: float) -> N
                 if not rows else "formalization passes")  # fmt: skip
     with MetadataStore.from_config(config) as store:
         champion = Registry(store, ArtifactStore.from_config(config)).get("taxi:champion")
-        studies = find_hyperparameters(store)
+        studies = find_hyperparameters(store, model="taxi")
     out.print(f"store: {config.db_url}; champion: {champion}")
     out.print("next:")
     for command in (

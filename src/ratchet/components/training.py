@@ -44,7 +44,7 @@ PRETRAINING = json.dumps({"rows": 5000, "epochs": 1})  # `PretrainConfig` fields
 
 
 @dsl.component(base_image=IMAGE)
-def read_policy(dataset: str, init_weights: str) -> NamedTuple(  # type: ignore[valid-type]
+def read_policy(model_name: str, dataset: str, init_weights: str) -> NamedTuple(  # type: ignore[valid-type]
     "Policy",
     [("action", str), ("dataset_version", str), ("hyperparameters", str), ("study", str),
      ("start_weights", str), ("prepare_weights", bool)],
@@ -83,7 +83,7 @@ def read_policy(dataset: str, init_weights: str) -> NamedTuple(  # type: ignore[
         action = str(decisions[0].properties.get("action"))
         if action not in [a.value for a in Action]:
             raise InvalidArgument(f"unknown policy action {action!r}")
-        tuned = find_hyperparameters(store)[:1]
+        tuned = find_hyperparameters(store, model=model_name)[:1]
         values = tuned[0].custom_properties["values"] if tuned else {}
         study = str(tuned[0].properties.get("study", "")) if tuned else ""
         tuned_from = str(tuned[0].custom_properties.get("start_weights", "")) if tuned else ""
@@ -188,8 +188,8 @@ def pretrain_step(
 
 @dsl.component(base_image=IMAGE)
 def tune_step(
-    action: str, dataset: str, dataset_version: str, hidden: str, fixed: str, tuning: str,
-    init_weights: str, start: str, study: str, seed: int,
+    model_name: str, action: str, dataset: str, dataset_version: str, hidden: str, fixed: str,
+    tuning: str, init_weights: str, start: str, study: str, seed: int,
 ) -> str:  # fmt: skip
     """A study of the tabular trainer from the `start` weights; the best hyperparameters
     (JSON, `fixed` merged in), recorded as tuned for the domain's `init_weights` (what the
@@ -236,6 +236,7 @@ def tune_step(
             tuner, store, dataset_version=dataset_version, fixed=shared, start_weights=weights,
             init_weights=hub.resolve(init_weights) if init_weights else None,
             architecture_sha256=str(shape["architecture_sha256"]) if weights else None,
+            model=model_name,
         )  # fmt: skip
     return json.dumps(best.custom_properties["values"], sort_keys=True)
 
@@ -409,7 +410,7 @@ def training_pipeline(
     weights are prepared, the synthetic rows are labelled by `teacher` (a registry
     reference) or else by an AutoML baseline run for `baseline_budget` seconds (0: none).
     """
-    policy = read_policy(dataset=dataset, init_weights=init_weights)
+    policy = read_policy(model_name=model_name, dataset=dataset, init_weights=init_weights)
     policy.set_caching_options(False)  # its inputs never change; its answer does
     action, version = policy.outputs["action"], policy.outputs["dataset_version"]
     # The actions are `ratchet.formalize.policy.Action`'s values.
@@ -433,8 +434,8 @@ def training_pipeline(
         start = dsl.OneOf(prepared.output, kept.output)
         with dsl.If(action != "REUSE"):  # what is left: RETUNE, FINE_TUNE, REFORMALIZE
             tuned = tune_step(
-                action=action, dataset=dataset, dataset_version=version, hidden=hidden,
-                fixed=fixed, tuning=tuning, init_weights=init_weights, start=start,
+                model_name=model_name, action=action, dataset=dataset, dataset_version=version,
+                hidden=hidden, fixed=fixed, tuning=tuning, init_weights=init_weights, start=start,
                 study=policy.outputs["study"], seed=seed,
             )  # fmt: skip
         with dsl.Else():

@@ -174,12 +174,13 @@ def run_pass(
             architecture_sha256=spec.sha256,
             init_weights_sha256=domain.sha256 if domain is not None else None,
             thresholds=settings.drift_thresholds,
+            model=settings.name,
         )
         decision = decide(store, artifacts, inputs)
         if experiment and decision.action != Action.STOP:
             reasons = ("an experiment runs the whole flow", *decision.reasons)
             decision = Decision(Action.REFORMALIZE, reasons, decision.evidence)
-        tuned = find_hyperparameters(store)
+        tuned = find_hyperparameters(store, model=settings.name)
         record_decision(
             store, artifacts, decision, dataset=dataset, hyperparameters=tuned[0] if tuned else None
         )

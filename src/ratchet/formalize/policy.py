@@ -85,6 +85,7 @@ class PolicyInputs:
     init_weights_sha256: str | None = None
     thresholds: Mapping[str, float] = field(default_factory=dict)  # over DEFAULT_THRESHOLDS
     feature_thresholds: Mapping[str, float] = field(default_factory=dict)
+    model: str | None = None  # whose hyperparameters to decide against (None: the newest)
 
     def __post_init__(self) -> None:
         if not self.architecture_sha256:
@@ -130,7 +131,7 @@ def decide(store: MetadataStore, artifacts: ArtifactStore, inputs: PolicyInputs)
         count, budget = len(inputs.anomalies), inputs.error_budget
         stop = f"{count} schema anomalies exceed the error budget of {budget} ({kinds})"
         found.append((Action.STOP, stop))
-    tuned = find_hyperparameters(store)
+    tuned = find_hyperparameters(store, model=inputs.model)
     if not tuned:
         evidence["hyperparameters"] = None
         found.append((Action.REFORMALIZE, NOTHING_TUNED))

@@ -44,6 +44,7 @@ TYPES = (
             "metric": PropertyType.STRING,
             "value": PropertyType.DOUBLE,
             "dataset_version": PropertyType.STRING,
+            "model": PropertyType.STRING,  # the formalized model they were tuned for
         },
     ),
     RecordType(Kind.EXECUTION, TUNE, {"study": PropertyType.STRING}),
@@ -59,8 +60,12 @@ def record_best(
     fixed: dict[str, Any] | None = None,
     architecture_sha256: str | None = None,
     start_weights: WeightsRef | None = None,
+    model: str | None = None,
 ) -> Artifact:
     """The study's best trial as a `Hyperparameters` artifact (with `fixed` merged in).
+
+    `model` names the formalized model they were tuned for, so two models in one
+    store each find their own (`find_hyperparameters(store, model=...)`).
 
     `init_weights` are the domain-specific weights the study was tuned for (what the
     policy compares: a change means fine-tuning); `start_weights` the weights its
@@ -80,6 +85,8 @@ def record_best(
     }
     if dataset_version is not None:
         properties["dataset_version"] = dataset_version
+    if model is not None:
+        properties["model"] = model
     custom: dict[str, Any] = {"values": values, "metrics": best.metrics}
     if init_weights is not None:
         custom["init_weights"] = init_weights.sha256
@@ -120,11 +127,14 @@ def record_best(
     return written.outputs["hyperparameters"]
 
 
-def find_hyperparameters(store: MetadataStore, study: str | None = None) -> list[Artifact]:
-    """Recorded best hyperparameters, newest first (of one study, or of all)."""
+def find_hyperparameters(
+    store: MetadataStore, study: str | None = None, *, model: str | None = None
+) -> list[Artifact]:
+    """Recorded best hyperparameters, newest first (of one study, or one model's, or all)."""
     for record_type in TYPES:
         store.put_type(record_type)
     filters: dict[str, Any] = {"type": HYPERPARAMETERS, "newest_first": True}
-    if study is not None:
-        filters["properties"] = {"study": study}
+    chosen = {"study": study, "model": model}
+    if any(value is not None for value in chosen.values()):
+        filters["properties"] = {k: v for k, v in chosen.items() if v is not None}
     return store.find_artifacts(**filters)
