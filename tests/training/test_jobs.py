@@ -227,3 +227,18 @@ def test_reports_become_the_runs_time_series_and_tensorboard_events(
     jobs = store.find_executions(type="TrainingJob", context=run.id)
     assert [j.id for j in jobs] == [result.execution_id]
     tracker.close()
+
+
+def test_adaptive_prefetch_trains_the_same_weights_as_a_fixed_queue(
+    tmp_path: Path, dataset: PreparedDataset
+) -> None:
+    common = {"hidden": [8], "epochs": 2, "batch_size": 64, "threads": 1}
+    for prefetch in ("adaptive", "fixed"):
+        result = run_job(
+            TABULAR, {**common, "prefetch": prefetch}, context=context(tmp_path, dataset, prefetch)
+        )
+        assert result.state == "COMPLETE", result.logs
+    adaptive = torch.load(tmp_path / "adaptive" / "model.pt", weights_only=True)
+    fixed = torch.load(tmp_path / "fixed" / "model.pt", weights_only=True)
+    assert adaptive.keys() == fixed.keys()
+    assert all(torch.equal(adaptive[k], fixed[k]) for k in adaptive)

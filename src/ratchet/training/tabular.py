@@ -24,6 +24,7 @@ import torch.distributed as dist
 from ratchet.data.stats import DatasetStatistics
 from ratchet.data.transform import Transform
 from ratchet.errors import InvalidArgument, RatchetError
+from ratchet.feeder.policy import AdaptivePrefetch
 from ratchet.training.bundle import save_torch_bundle
 from ratchet.training.contract import (
     FAILED_OBJECTIVE,
@@ -68,6 +69,9 @@ SPEC = [
     Param("init_weights", "text", None),
     # Torch's default of one thread per core is slow for small models on few cores.
     Param("threads", "int", None, 1, 1024),
+    # The feeder's queue depth: "adaptive" deepens it while training waits for data
+    # (`ratchet.feeder.AdaptivePrefetch`); what is served, and in what order, is the same.
+    Param("prefetch", "categorical", "adaptive", choices=("adaptive", "fixed")),
 ]
 
 
@@ -140,6 +144,7 @@ def train_tabular(**hyperparameters: Any) -> dict[str, float]:
         # Fine-tuning given weights (pre-trained, a teacher's student) must not end worse
         # on validation than it started: the start is the first candidate for the best.
         start_is_candidate=bool(values["init_weights"]),
+        policies=[AdaptivePrefetch()] if values["prefetch"] == "adaptive" else [],
     )
     test = evaluate(model, task, *read_split(dataset / "test", task, spec.features), prefix="test")
     metrics = {**result.metrics, **test}
