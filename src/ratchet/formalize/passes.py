@@ -77,7 +77,7 @@ class Settings:
     warmup: WarmupConfig = field(default_factory=lambda: WarmupConfig(steps=50, start_lr=1e-4))
     # Distilling the baseline takes a few hundred steps on soft targets to reach its ranking.
     pretrain: PretrainConfig | None = field(
-        default_factory=lambda: PretrainConfig(rows=20_000, epochs=5, learning_rate=3e-3)
+        default_factory=lambda: PretrainConfig(rows=20_000, epochs=10, learning_rate=3e-3)
     )
     init_weights: str | None = None  # a hub reference to domain-specific weights
     gate: GateConfig = field(default_factory=GateConfig)
