@@ -23,7 +23,7 @@ from ratchet.metadata import Artifact, Context, MetadataStore
 from ratchet.metadata.series import SeriesBlock
 from ratchet.tracking.tracker import METRIC, PARAM, RUN, run_context_name
 from ratchet.training.contract import TrainingContext
-from ratchet.training.jobs import JobResult, record_job
+from ratchet.training.jobs import JOB_TYPES, JobResult, record_job
 from ratchet.tuning.study import TrialRecord
 
 _RUN_STATE = {"COMPLETE": "COMPLETE", "STOPPED": "COMPLETE", "FAILED": "FAILED"}
@@ -45,6 +45,11 @@ def record_trial(
     finite = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
     custom: dict[str, Any] = {f"{PARAM}{k}": v for k, v in record.parameters.items()}
     custom.update({f"{METRIC}{k}": v for k, v in finite.items()})
+    # Declared before the transaction, not inside it: a type declared inside one is cached
+    # for the whole store before it commits, and a parallel trial's insert naming it then
+    # fails its foreign key (seen on PostgreSQL with two trials ending together).
+    for record_type in JOB_TYPES:
+        store.put_type(record_type)
     with store.transaction() as tx:
         run = tx.put_context(
             Context(
