@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
+from ratchet.cli.formalize import read_mapping
 from ratchet.cli.models import compare_command
 from ratchet.cli.output import console
 from ratchet.config import Config
-from ratchet.errors import InvalidArgument, NotFound
+from ratchet.errors import InvalidArgument
 from ratchet.formalize.passes import Settings, run_pass
 
 REQUIRED = ("source", "name", "label")
@@ -28,14 +28,7 @@ REQUIRED = ("source", "name", "label")
 
 def read_experiment(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the required fields, the settings) of an experiment file; one-line errors."""
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise NotFound(f"no experiment file {path}") from None
-    except yaml.YAMLError as e:
-        raise InvalidArgument(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(loaded, dict):
-        raise InvalidArgument(f"{path} must hold a mapping with {', '.join(REQUIRED)}")
+    loaded = read_mapping(path, "experiment")
     missing = [key for key in REQUIRED if not loaded.get(key)]
     if missing:
         raise InvalidArgument(f"{path} needs {missing[0]!r} (it needs {', '.join(REQUIRED)})")

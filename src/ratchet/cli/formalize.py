@@ -17,12 +17,9 @@ import yaml
 from ratchet.cli.output import console, print_json
 from ratchet.config import Config
 from ratchet.errors import InvalidArgument, NotFound
-from ratchet.evaluation import GateConfig
 from ratchet.formalize.controller import Cron, Every, Schedule, watch
 from ratchet.formalize.passes import PassResult, Settings, run_pass
 from ratchet.formalize.sources import FileSource, Source, SqlSource
-from ratchet.training.pretrain import PretrainConfig
-from ratchet.training.warmup import WarmupConfig
 
 app = typer.Typer(help="Formalized pipelines: one pass over new data.", no_args_is_help=True)
 NameOption = Annotated[str, typer.Option("--name", help="The dataset and model name.")]
@@ -31,34 +28,24 @@ SettingsOption = Annotated[
     Path | None, typer.Option("--settings", help="YAML with the pass's settings.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-_NESTED = {"warmup": WarmupConfig, "pretrain": PretrainConfig, "gate": GateConfig}
+
+
+def read_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file holding a mapping (`what` names it in errors): one-line errors."""
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise NotFound(f"no {what} file {path}") from None
+    except yaml.YAMLError as e:
+        raise InvalidArgument(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise InvalidArgument(f"{path} must hold a mapping")
+    return loaded
 
 
 def settings_from(name: str, label: str, path: Path | None) -> Settings:
-    values: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise NotFound(f"no settings file {path}") from None
-        except yaml.YAMLError as e:
-            raise InvalidArgument(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-        if not isinstance(loaded, dict):
-            raise InvalidArgument(f"{path} must hold a mapping")
-        values = loaded
-    known = set(Settings.__dataclass_fields__) - {"name", "label"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise InvalidArgument(f"unknown setting {unknown[0]!r}; settings are {sorted(known)}")
-    for key, kind in _NESTED.items():
-        if isinstance(values.get(key), dict):
-            values[key] = kind(**values[key])
-    if "hidden" in values:
-        values["hidden"] = tuple(values["hidden"])
-    try:
-        return Settings(name=name, label=label, **values)
-    except TypeError as e:
-        raise InvalidArgument(f"bad settings: {e}") from None
+    values = read_mapping(path, "settings") if path is not None else {}
+    return Settings.from_dict(name, label, values)
 
 
 def _summary(result: PassResult) -> dict[str, Any]:
