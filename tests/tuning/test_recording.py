@@ -14,7 +14,7 @@ from ratchet.errors import NotFound
 from ratchet.metadata import Artifact, MetadataStore
 from ratchet.tracking import Tracker
 from ratchet.training.contract import TrainingContext
-from ratchet.training.jobs import JobResult
+from ratchet.training.jobs import JOB_TYPES, JobResult
 from ratchet.tuning.recording import record_trial
 from ratchet.tuning.study import TrialRecord
 
@@ -78,6 +78,8 @@ def test_a_trial_whose_last_write_fails_leaves_nothing_half_written(
 ) -> None:
     tracker = Tracker(store, "study")
     record, result, context = _trial(tmp_path)
+    for record_type in JOB_TYPES:  # declared ahead of every trial's transaction, as it does
+        store.put_type(record_type)
     before = store.counts()
     # The job's input does not exist: the execution, written last, is refused.
     missing = {"dataset": Artifact("Dataset", id=10**6)}
