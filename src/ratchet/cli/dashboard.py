@@ -14,10 +14,9 @@ import typer
 
 from ratchet.cli.context import existing_store
 from ratchet.cli.output import console
-from ratchet.cli.serve import _listen as listen
+from ratchet.cli.serve import listen, run_server
 from ratchet.config import Config
 from ratchet.dashboard import create_app
-from ratchet.errors import FailedPrecondition
 
 
 def dashboard_command(
@@ -27,8 +26,6 @@ def dashboard_command(
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve a read-only dashboard of models, formalization passes, lineage and experiments."""
-    import uvicorn
-
     config: Config = ctx.obj
     with existing_store(ctx):
         pass  # opened once here, migrating; the app then opens it per request as it is
@@ -39,10 +36,4 @@ def dashboard_command(
     console().print(
         f"dashboard on http://{shown}:{bound} (JSON under /api)", markup=False, highlight=False
     )
-    server = uvicorn.Server(uvicorn.Config(app, access_log=access_log, log_level="info"))
-    try:
-        server.run(sockets=[listener])
-    finally:
-        listener.close()
-    if not server.started:
-        raise FailedPrecondition("the server did not start; its log above says why")
+    run_server(app, listener, access_log=access_log)

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -159,7 +159,6 @@ def serve_command(
 ) -> None:
     """Serve MODEL over HTTP: POST /predict, GET /health, GET /model, docs at /docs."""
     import torch
-    import uvicorn
 
     if threads < 1:
         raise InvalidArgument(f"--threads must be at least 1, not {threads}")
@@ -167,7 +166,7 @@ def serve_command(
     with _registry(ctx, list(weights)) as registry:
         routes = load_routes(weights, registry)
     app = create_app(routes, limits=Limits(max_records=max_records, max_bytes=max_bytes))
-    listener = _listen(host, port)
+    listener = listen(host, port)
     bound = listener.getsockname()[1]
     # Requests come one at a time and small: spare threads only cost time, as after every
     # idle moment the OpenMP pool must be woken again (5-10 ms a request with LightGBM on
@@ -178,6 +177,13 @@ def serve_command(
     console().print(
         f"serving {shares} on http://{host}:{bound} (docs at /docs)", markup=False, highlight=False
     )
+    run_server(app, listener, access_log=access_log)
+
+
+def run_server(app: Any, listener: socket.socket, *, access_log: bool) -> None:
+    """Serve `app` on a bound `listener` until interrupted; a server that never started fails."""
+    import uvicorn
+
     server = uvicorn.Server(uvicorn.Config(app, access_log=access_log, log_level="info"))
     try:
         server.run(sockets=[listener])
@@ -187,7 +193,7 @@ def serve_command(
         raise FailedPrecondition("the server did not start; its log above says why")
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     if not 0 <= port <= 65535:
         raise InvalidArgument(f"--port must be between 0 and 65535, not {port}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
