@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from feeder_shards import write_shards
 
 from ratchet.errors import StoreError
-from ratchet.feeder import Feeder, FeederOptions, ReplicaBalancer, Shard, latency
-from ratchet.feeder.replicas import location
+from ratchet.feeder import Feeder, FeederOptions, ReplicaBalancer, Shard, latency, replicas
+from ratchet.feeder.replicas import location, read_parquet
 
 ROWS = 3500
 
@@ -58,6 +62,42 @@ def test_a_copy_with_the_wrong_row_count_is_treated_as_corrupt(tmp_path: Path) -
         for p, rows in zip(sorted(mirror.glob("*.parquet")), (1000, 700, 1300, 500), strict=True)
     ]
     assert sorted(served_ids(Feeder(shards, batch_size=256))) == list(range(ROWS))
+
+
+def test_a_read_in_flight_when_a_copy_proves_bad_does_not_end_the_cooldown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The interleaving behind a flaky run: shard A is read from the primary (read ahead)
+    # while shard B's primary copy turns out short; A's success, begun before that, must
+    # not vouch for the primary again, or later shards go straight back to it.
+    primary, mirror = tmp_path / "primary", tmp_path / "mirror"
+    write_shards(primary, (10_000, 13))  # B's primary copy is short
+    write_shards(mirror, (10_000, 100))
+    a_name, b_name = "part-00000.parquet", "part-00001.parquet"
+    a = Shard(a_name, (str(primary / a_name), str(mirror / a_name)))
+    b = Shard(b_name, (str(primary / b_name), str(mirror / b_name)), rows=100)
+    a_started, b_done = threading.Event(), threading.Event()
+
+    def read(url: str, columns: Sequence[str] | None = None) -> pa.Table:
+        if url == a.replicas[0]:
+            a_started.set()
+            b_done.wait(10)
+        elif url.startswith(str(mirror)):
+            # Measured slower than the primary: only the cooldown keeps reads off the primary.
+            time.sleep(0.1)
+        return read_parquet(url, columns)
+
+    monkeypatch.setattr(replicas, "read_parquet", read)
+    balancer = ReplicaBalancer(explore=0.0)
+    in_flight = threading.Thread(target=balancer.read, args=(a,))
+    in_flight.start()
+    assert a_started.wait(10)
+    balancer.read(b)
+    b_done.set()
+    in_flight.join(10)
+    assert balancer.reads == {str(primary): 1, str(mirror): 1}
+    balancer.read(a)
+    assert balancer.reads == {str(primary): 1, str(mirror): 2}
 
 
 def test_a_stalled_copy_is_given_up_after_the_timeout(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ sends each read to the copy expected to answer first (the fastest seconds per
 row seen so far at that location, times its reads in flight) and fails over
 to the next copy when a read errors, returns the wrong number of rows, or
 stalls past the timeout. A shard is always read whole from one copy, so
-failing over can neither lose nor duplicate a row. It does not decide the
-order rows are fed in (`plan`).
+failing over can neither lose nor duplicate a row. A location that failed is
+avoided for a cooldown, which only a read begun after the failure can end. It
+does not decide the order rows are fed in (`plan`).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class _Location:
     seconds_per_row: float | None = None
     in_flight: int = 0
     down_until: float = 0.0
+    failures: int = 0  # so a read can tell whether the location failed while it ran
 
 
 @dataclass
@@ -128,6 +130,7 @@ class ReplicaBalancer:
             where = location(url)
             with self._lock:
                 self._locations[where].in_flight += 1
+                failures = self._locations[where].failures
             started = time.perf_counter()
             try:
                 table = _within(self.timeout, read_parquet, url, columns)
@@ -140,7 +143,8 @@ class ReplicaBalancer:
                 errors.append(f"{url}: {type(e).__name__}: {e}")
                 self._mark_down(where)
             else:
-                self._learn(where, time.perf_counter() - started, max(table.num_rows, 1))
+                seconds = time.perf_counter() - started
+                self._learn(where, seconds, max(table.num_rows, 1), since=failures)
                 return table
             finally:
                 with self._lock:
@@ -160,17 +164,21 @@ class ReplicaBalancer:
         """The shard's row count from its Parquet footer, from the first copy that has one."""
         errors = []
         for url in self._ranked(shard.replicas):
+            where = location(url)
+            with self._lock:
+                failures = self._locations[where].failures
             started = time.perf_counter()
             try:
                 rows = _within(self.timeout, read_row_count, url)
                 # A footer read is a small read: it still ranks the copies by latency.
-                self._learn(location(url), time.perf_counter() - started, max(rows, 1), count=False)
+                seconds = time.perf_counter() - started
+                self._learn(where, seconds, max(rows, 1), since=failures, count=False)
                 return rows
             except FutureTimeout:
                 errors.append(f"{url}: no answer within {self.timeout:g} s")
             except Exception as e:  # a missing or corrupt copy: ask the next one
                 errors.append(f"{url}: {type(e).__name__}: {e}")
-            self._mark_down(location(url))
+            self._mark_down(where)
         raise StoreError(f"shard {shard.name} has no healthy replica: {'; '.join(errors)}")
 
     def close(self) -> None:
@@ -195,7 +203,10 @@ class ReplicaBalancer:
                 healthy.insert(0, healthy.pop(self._random.randrange(1, len(healthy))))
         return healthy + down
 
-    def _learn(self, where: str, seconds: float, rows: int, *, count: bool = True) -> None:
+    def _learn(
+        self, where: str, seconds: float, rows: int, *, since: int, count: bool = True
+    ) -> None:
+        """Record a successful read at `where`, begun when it had failed `since` times."""
         with self._lock:
             state = self._locations[where]
             rate = seconds / rows
@@ -203,11 +214,17 @@ class ReplicaBalancer:
             state.seconds_per_row = (
                 rate if previous is None else SMOOTHING * rate + (1 - SMOOTHING) * previous
             )
-            state.down_until = 0.0
+            # Only a read begun after the latest failure vouches for the location now. A
+            # read already in flight when a copy there proved bad (read ahead) would
+            # otherwise end the cooldown at once, and the next shards would be read from
+            # the location that just served a bad copy.
+            if state.failures == since:
+                state.down_until = 0.0
             if count:
                 self.reads[where] += 1
 
     def _mark_down(self, where: str) -> None:
         with self._lock:
             self._locations[where].down_until = time.monotonic() + self.cooldown
+            self._locations[where].failures += 1
             self.failovers += 1
