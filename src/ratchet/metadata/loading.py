@@ -8,6 +8,7 @@ the existence checks writes make first. The queries that pick the ids live in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -87,14 +88,32 @@ def read_properties(
 
 def check_exists(conn: sa.Connection, kind: Kind, ids: Sequence[int | None]) -> None:
     """NotFound naming the first of `ids` with no record of `kind`."""
-    wanted = {i for i in ids if i is not None}
+    wanted = sorted({i for i in ids if i is not None})
     if not wanted:
         return
-    table = schema.RECORD_TABLES[kind]
-    found = set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(wanted))).scalars())
-    missing = sorted(wanted - found)
+    statement = _exists_statement(kind, conn.dialect)
+    found: set[int] = set()
+    for start in range(0, len(wanted), _CHECKED_AT_ONCE):
+        chunk = wanted[start : start + _CHECKED_AT_ONCE]
+        padded = chunk + chunk[:1] * (_CHECKED_AT_ONCE - len(chunk))
+        params = {f"id{k}": record_id for k, record_id in enumerate(padded)}
+        found.update(row[0] for row in statement.fetch_all(conn.connection, params))
+    missing = [i for i in wanted if i not in found]
     if missing:
         raise NotFound(f"no {kind} with id {missing[0]}")
+
+
+# Every write that links records checks them (a trial's recording, three times): one
+# statement with a fixed number of ids, compiled once and run on the driver's cursor in
+# the caller's transaction, costs a tenth of building an `IN` list through SQLAlchemy.
+_CHECKED_AT_ONCE = 8
+
+
+@functools.cache
+def _exists_statement(kind: Kind, dialect: sa.Dialect) -> database.DriverStatement:
+    table = schema.RECORD_TABLES[kind]
+    ids = [sa.bindparam(f"id{k}", type_=sa.Integer) for k in range(_CHECKED_AT_ONCE)]
+    return database.DriverStatement(sa.select(table.c.id).where(table.c.id.in_(ids)), dialect)
 
 
 def type_name_of(conn: sa.Connection, kind: Kind, record_id: int) -> str:
