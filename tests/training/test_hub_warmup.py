@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -171,12 +172,13 @@ def test_soft_targets_carry_the_teachers_probabilities(hub: Hub, dataset: Prepar
     )  # fmt: skip
 
     def teacher(rows: pa.Table) -> np.ndarray:  # P(churned) rises with `a`; mostly "0" wins
+        # Rows as the student sees them: transformed (`a` standardised, missing as 0).
         a = np.nan_to_num(np.asarray(rows["a"].to_numpy(zero_copy_only=False), np.float64))
         positive = 0.3 / (1 + np.exp(-2 * a))
         return np.stack([1 - positive, positive], axis=1)
 
-    def argmax(rows: pa.Table) -> np.ndarray:
-        return np.asarray(task.classes)[teacher(rows).argmax(axis=1)]
+    def argmax(rows: pa.Table) -> np.ndarray:  # raw rows, as a generator's labeller gets them
+        return np.asarray(task.classes)[teacher(dataset.transform.apply(rows)).argmax(axis=1)]
 
     generator = SyntheticGenerator.from_statistics(dataset.train_statistics, labeller=argmax)
     config = PretrainConfig(rows=4000, epochs=3, batch_size=128, learning_rate=1e-2)
@@ -186,7 +188,7 @@ def test_soft_targets_carry_the_teachers_probabilities(hub: Hub, dataset: Prepar
     hard = pretrain(hub, spec, dataset.folder, task, labeller_name="hard", **common)  # type: ignore[arg-type]
     assert soft != hard  # whether targets are soft keys the cache too
     rows = generator.sample(2000, seed=11)
-    expected = teacher(rows)[:, 1]
+    expected = teacher(dataset.transform.apply(rows))[:, 1]
 
     def student(ref):  # type: ignore[no-untyped-def]
         model = TabularMLP(spec)
@@ -207,3 +209,41 @@ def test_soft_targets_carry_the_teachers_probabilities(hub: Hub, dataset: Prepar
     assert np.corrcoef(taught, expected)[0, 1] > 0.9
     assert abs(float(taught.mean()) - float(expected.mean())) < 0.05
     assert float(student(hard).mean()) < 0.05  # the argmax says "never churns"
+
+
+def test_real_rows_join_the_synthetic_ones_with_the_teachers_targets(
+    hub: Hub, dataset: PreparedDataset
+) -> None:
+    """With `real_rows`, the teacher labels that many rows drawn from the train split
+    beside the synthetic ones; each count keys the cache."""
+    import pyarrow.parquet as pq
+
+    task = detect_task(dataset.train_statistics)
+    spec = spec_of(dataset)
+    start = hub.publish(
+        "start", TabularMLP(spec).state_dict(), architecture=spec.to_dict(),
+        architecture_sha256=spec.sha256,
+    )  # fmt: skip
+    labelled: list[pa.Table] = []
+
+    def teacher(rows: pa.Table) -> np.ndarray:
+        labelled.append(rows)
+        return np.tile([0.7, 0.3], (rows.num_rows, 1))
+
+    generator = SyntheticGenerator.from_statistics(
+        dataset.train_statistics, labeller=lambda rows: np.full(rows.num_rows, task.classes[0])
+    )
+    common = dict(start=start, generator=generator, dataset_version=VERSION, soft_targets=teacher,
+                  labeller_name="constant")  # fmt: skip
+    config = PretrainConfig(rows=300, epochs=1, batch_size=64, real_rows=500)
+    with_real = pretrain(hub, spec, dataset.folder, task, config=config, **common)  # type: ignore[arg-type]
+    assert labelled[-1].num_rows == 800
+    train_values = set(pq.read_table(dataset.folder / "train")["a"].to_pylist())
+    from_train = [v for v in labelled[-1]["a"].to_pylist() if v in train_values]
+    assert len(from_train) >= 500  # the drawn rows carry the train split's values
+    synthetic_only = pretrain(hub, spec, dataset.folder, task, config=replace(config, real_rows=0),
+                              **common)  # type: ignore[arg-type]  # fmt: skip
+    assert labelled[-1].num_rows == 300
+    assert synthetic_only != with_real
+    with pytest.raises(InvalidArgument, match="real_rows"):
+        PretrainConfig(real_rows=-1)

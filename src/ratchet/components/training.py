@@ -181,7 +181,7 @@ def pretrain_step(
             # The teacher's content, not only its name, keys the cache.
             labeller_name=f"{version}:{version.sha256[:12]}", dataset_version=dataset_version,
             config=PretrainConfig(**json.loads(pretraining)), seed=seed,
-            soft_targets=bundle.predict_table if task.classification else None,
+            soft_targets=bundle.predict_transformed if task.classification else None,
         )  # fmt: skip
     return weights.sha256
 

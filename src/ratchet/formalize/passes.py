@@ -75,9 +75,13 @@ class Settings:
     parallel_trials: int = 2
     baseline_budget: float = 10.0
     warmup: WarmupConfig = field(default_factory=lambda: WarmupConfig(steps=50, start_lr=1e-4))
-    # Distilling the baseline takes a few hundred steps on soft targets to reach its ranking.
+    # Distilling the baseline takes a few hundred steps on soft targets to reach its ranking,
+    # on synthetic rows and as many of the train split's (without them the student trailed
+    # the teacher's ROC AUC by 0.02 on the taxi data; with them, by under 0.01).
     pretrain: PretrainConfig | None = field(
-        default_factory=lambda: PretrainConfig(rows=20_000, epochs=10, learning_rate=3e-3)
+        default_factory=lambda: PretrainConfig(
+            rows=20_000, epochs=10, learning_rate=3e-3, real_rows=20_000
+        )
     )
     init_weights: str | None = None  # a hub reference to domain-specific weights
     gate: GateConfig = field(default_factory=GateConfig)

@@ -116,7 +116,10 @@ class Bundle:
 
     def predict_table(self, table: pa.Table) -> npt.NDArray[Any]:
         """Predictions for raw rows: probabilities [rows, classes] or values [rows]."""
-        transformed = self.transform.apply(table)
+        return self.predict_transformed(self.transform.apply(table))
+
+    def predict_transformed(self, transformed: pa.Table) -> npt.NDArray[Any]:
+        """Predictions for rows the bundle's transform has made already (a prepared split's)."""
         features = {}
         for field in self.transform.features:
             array = transformed[field.name].to_numpy()

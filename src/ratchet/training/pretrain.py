@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ratchet.data.export import write_shards
 from ratchet.data.transform import Transform
@@ -38,14 +39,20 @@ PRETRAIN = "Pretrain"
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    rows: int = 50_000
+    rows: int = 50_000  # synthetic rows
     epochs: int = 2
     batch_size: int = 256
     learning_rate: float = 1e-3
+    # Rows drawn (with replacement) from the dataset's own train split beside the synthetic
+    # ones, when a teacher gives soft targets: synthetic rows cover the feature space, but
+    # only real rows show the teacher where the data actually is.
+    real_rows: int = 0
 
     def __post_init__(self) -> None:
         if self.rows < 1 or self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise InvalidArgument("pre-training needs positive rows, epochs, batch_size and rate")
+        if self.real_rows < 0:
+            raise InvalidArgument("pre-training's real_rows must be 0 or more")
 
 
 def pretrain(
@@ -64,9 +71,11 @@ def pretrain(
 ) -> WeightsRef:
     """Weights pre-trained on synthetic rows from `start`; cached by every input.
 
-    `soft_targets` (a classifier teacher's `predict_table`: class probabilities per
-    row) makes the student learn the teacher's probabilities rather than the drawn
-    labels: distillation, which needs far fewer rows to carry the teacher's ranking.
+    `soft_targets` (a classifier teacher's class probabilities for transformed rows,
+    e.g. `Bundle.predict_transformed`) makes the student learn the teacher's
+    probabilities rather than the drawn labels: distillation, which needs far fewer
+    rows to carry the teacher's ranking. With it, `config.real_rows` rows of the train
+    split join the synthetic ones, with the teacher's probabilities as their targets too.
 
     `labeller_name` names the generator's labeller in the cache key (a teacher model's
     version, or a rule's name): the function itself cannot be hashed.
@@ -93,9 +102,7 @@ def pretrain(
         synthetic = Path(folder)
         transformed = transform.apply(rows)
         if soft_targets is not None and task.classification:
-            probabilities = np.asarray(soft_targets(rows.drop_columns([task.label])), np.float32)
-            for column, values in zip(soft_target_columns(task), probabilities.T, strict=True):
-                transformed = transformed.append_column(column, pa.array(values))
+            transformed = _distilled(transformed, dataset, task, soft_targets, config, seed)
         write_shards([transformed], synthetic / "train")
         # Progress is judged on real rows: the dataset's own validation split.
         os.symlink((dataset / "validation").resolve(), synthetic / "validation")
@@ -114,3 +121,27 @@ def pretrain(
             handle=handle,
             record=Stage(PRETRAIN, dataset_version, {"cache_key": key, "labeller": labeller_name}),
         )
+
+
+def _distilled(
+    synthetic: pa.Table,
+    dataset: Path,
+    task: Task,
+    soft_targets: Callable[[pa.Table], Any],
+    config: PretrainConfig,
+    seed: int,
+) -> pa.Table:
+    """Synthetic rows and `config.real_rows` train rows, each with the teacher's
+    probabilities as soft-target columns, shuffled together."""
+    rng = np.random.default_rng(seed)
+    tables = [synthetic]
+    if config.real_rows:
+        train = pq.read_table(dataset / "train", columns=synthetic.column_names)
+        drawn = train.take(rng.integers(0, train.num_rows, size=config.real_rows))
+        tables.append(drawn.cast(synthetic.schema))
+    rows = pa.concat_tables(tables)
+    probabilities = np.asarray(soft_targets(rows), np.float32)
+    for column, values in zip(soft_target_columns(task), probabilities.T, strict=True):
+        rows = rows.append_column(column, pa.array(values))
+    # Shuffled: the trainer reads shards in order, and batches should mix both kinds.
+    return rows.take(rng.permutation(rows.num_rows))
