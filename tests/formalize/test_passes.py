@@ -40,7 +40,7 @@ SETTINGS = Settings(
     parallel_trials=2,
     baseline_budget=3,
     warmup=WarmupConfig(steps=10),
-    pretrain=PretrainConfig(rows=10_000, epochs=4, learning_rate=3e-3),
+    pretrain=PretrainConfig(rows=10_000, epochs=4, learning_rate=3e-3, real_rows=10_000),
     fixed={"epochs": 3, "batch_size": 128, "patience": 1, "threads": 1},
     drift_thresholds={"jensen_shannon": 0.2},  # samples of a few thousand differ by chance
 )
