@@ -203,16 +203,19 @@ def driver_transaction(engine: sa.Engine, url: str, *, write: bool) -> Iterator[
 def insert_ignoring_duplicates(
     conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
 ) -> None:
-    """Insert rows, skipping any that would violate a unique key (SQLite and PostgreSQL)."""
-    conn.execute(_insert_ignoring(conn.dialect.name, table), rows)
+    """Insert rows, skipping any that would violate a unique key (SQLite and PostgreSQL).
+
+    Every row gives every column of `table`.
+    """
+    _insert_ignoring(conn.dialect, table).execute_many(conn.connection, rows)
 
 
 @functools.cache
-def _insert_ignoring(dialect_name: str, table: sa.Table) -> sa.Insert:
-    # One statement object per table: SQLAlchemy's compiled cache is keyed by the
-    # statement's structure, and building and keying a new one costs more than the insert.
-    dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    return dialect_insert(table).on_conflict_do_nothing()
+def _insert_ignoring(dialect: sa.Dialect, table: sa.Table) -> DriverStatement:
+    # Links (a run to its experiment, a job to its run) are written on every tracked
+    # write: compiled once, on the driver's cursor, as a record's own insert is.
+    dialect_insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    return DriverStatement(dialect_insert(table).on_conflict_do_nothing(), dialect)
 
 
 def _first_line(error: sa.exc.DBAPIError) -> str:
