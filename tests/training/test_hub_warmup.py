@@ -31,6 +31,14 @@ def spec_of(dataset: PreparedDataset):  # type: ignore[no-untyped-def]
     return mlp_spec(dataset.transform, detect_task(dataset.train_statistics), hidden=(8,))
 
 
+def untrained(hub: Hub, spec):  # type: ignore[no-untyped-def]
+    """Freshly initialised weights of `spec`, published: where pre-training starts."""
+    model = TabularMLP(spec)
+    return hub.publish(
+        "start", model.state_dict(), architecture=spec.to_dict(), architecture_sha256=spec.sha256
+    )
+
+
 def test_weights_get_versions_and_load_verified(hub: Hub, dataset: PreparedDataset) -> None:
     spec = spec_of(dataset)
     first = TabularMLP(spec).state_dict()
@@ -166,10 +174,7 @@ def test_soft_targets_carry_the_teachers_probabilities(hub: Hub, dataset: Prepar
     and far better than one taught the teacher's argmax on the same rows."""
     task = detect_task(dataset.train_statistics)
     spec = spec_of(dataset)
-    start = hub.publish(
-        "start", TabularMLP(spec).state_dict(), architecture=spec.to_dict(),
-        architecture_sha256=spec.sha256,
-    )  # fmt: skip
+    start = untrained(hub, spec)
 
     def teacher(rows: pa.Table) -> np.ndarray:  # P(churned) rises with `a`; mostly "0" wins
         # Rows as the student sees them: transformed (`a` standardised, missing as 0).
@@ -220,10 +225,7 @@ def test_real_rows_join_the_synthetic_ones_with_the_teachers_targets(
 
     task = detect_task(dataset.train_statistics)
     spec = spec_of(dataset)
-    start = hub.publish(
-        "start", TabularMLP(spec).state_dict(), architecture=spec.to_dict(),
-        architecture_sha256=spec.sha256,
-    )  # fmt: skip
+    start = untrained(hub, spec)
     labelled: list[pa.Table] = []
 
     def teacher(rows: pa.Table) -> np.ndarray:
