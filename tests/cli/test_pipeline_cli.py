@@ -121,12 +121,17 @@ def test_ctrl_c_cancels_cleanly(home: Path, capsys: pytest.CaptureFixture[str]) 
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while not list(home.glob("pipelines/*/nap/task.log")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert list(home.glob("pipelines/*/nap/task.log")), "the first task never started"
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(home.glob("pipelines/*/nap/task.log")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(home.glob("pipelines/*/nap/task.log")), "the first task never started"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:  # a failure here must not leave the run going into the next test
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "CANCELLED" in out
     assert "Traceback" not in err

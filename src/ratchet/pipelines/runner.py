@@ -140,7 +140,7 @@ class Runner:
                     break
                 if not self._attempts:
                     raise InvalidArgument("pipeline cannot progress: tasks wait on each other")
-                node, future = self._done.get()
+                node, future = self._next_finished()
                 self._finish_leaf(node, future)
                 while not self._done.empty():
                     self._finish_leaf(*self._done.get_nowait())
@@ -414,12 +414,25 @@ class Runner:
             elif not node.state.done:
                 self._set(node, TaskState.CANCELLED)
 
+    def _next_finished(self) -> tuple[Node, Future[TaskOutputs]]:
+        # Woken every half second, not blocked until a task ends: Ctrl-C that the kernel
+        # delivers to one of the worker threads is only acted on once the main thread runs
+        # again, and a blocked wait would sleep through it until the running task finished.
+        while True:
+            try:
+                return self._done.get(timeout=_WAKE_SECONDS)
+            except queue.Empty:
+                continue
+
     @staticmethod
     def _first_error(scope: Scope) -> str:
         for node in _walk(scope):
             if node.state == TaskState.FAILED and node.error and not node.children:
                 return f"{node.path}: {node.error}"
         return "a task failed"
+
+
+_WAKE_SECONDS = 0.5
 
 
 @contextlib.contextmanager
