@@ -111,12 +111,20 @@ def slow(seconds: float = 60.0) -> float:
 def test_ctrl_c_cancels_cleanly(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import signal
     import subprocess
+    import sys
     import time
 
     source = home.parent / "slow.py"
     source.write_text(SLOW)
+    # The CLI starts with Ctrl-C's default action, whatever this worker inherited: an
+    # ignored SIGINT stays ignored across exec (as in a shell's background job), and in
+    # two full-suite runs something earlier in the same xdist worker had left it ignored.
+    default_sigint = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execvp(sys.argv[1], sys.argv[1:])"
+    )
     proc = subprocess.Popen(
-        ["ratchet", "pipeline", "run", str(source)],
+        [sys.executable, "-c", default_sigint, "ratchet", "pipeline", "run", str(source)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
