@@ -200,3 +200,15 @@ def test_bad_lineage_requests(chain: Graph) -> None:
         store.lineage(artifact_id=10**6)
     with pytest.raises(NotFound, match="execution"):
         store.lineage(execution_id=10**6)
+
+
+def test_event_rows_name_both_ends_the_type_and_the_path(chain: Graph) -> None:
+    """The plain rows `ratchet lineage --json` and the dashboard show, one per event."""
+    graph = chain.store.lineage(artifact_id=chain.ids["model"], direction="upstream", depth=2)
+    rows = graph.event_rows()
+    assert len(rows) == len(graph.events)
+    assert {(r["artifact_id"], r["execution_id"], r["type"], r["path"]) for r in rows} == {
+        (chain.ids["dataset"], chain.ids["Train"], "INPUT", "examples"),
+        (chain.ids["config"], chain.ids["Train"], "INPUT", "config"),
+        (chain.ids["model"], chain.ids["Train"], "OUTPUT", "model"),
+    }

@@ -167,15 +167,7 @@ def lineage(
             {
                 "artifacts": [_artifact_row(a) for a in graph.artifacts],
                 "executions": [_execution_row(e) for e in graph.executions],
-                "events": [
-                    {
-                        "artifact_id": e.artifact_id,
-                        "execution_id": e.execution_id,
-                        "type": e.type.value,
-                        "path": e.path,
-                    }
-                    for e in graph.events
-                ],
+                "events": graph.event_rows(),
             }
         )
         return

@@ -231,15 +231,7 @@ def lineage(store: MetadataStore, artifact_id: int, *, depth: int = 4) -> Row:
         "downstream": _grow(graph, artifact_id, upstream=False, seen=frozenset()),
         "artifacts": [artifact_row(a) for a in graph.artifacts],
         "executions": [_execution_row(e) for e in graph.executions],
-        "events": [
-            {
-                "artifact_id": e.artifact_id,
-                "execution_id": e.execution_id,
-                "type": e.type.value,
-                "path": e.path,
-            }
-            for e in graph.events
-        ],
+        "events": graph.event_rows(),
     }
 
 

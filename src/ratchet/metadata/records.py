@@ -145,5 +145,17 @@ class LineageGraph:
     executions: tuple[Execution, ...]
     events: tuple[Event, ...]
 
+    def event_rows(self) -> list[dict[str, Any]]:
+        """The events as plain rows, as `ratchet lineage --json` and the dashboard show them."""
+        return [
+            {
+                "artifact_id": e.artifact_id,
+                "execution_id": e.execution_id,
+                "type": e.type.value,
+                "path": e.path,
+            }
+            for e in self.events
+        ]
+
 
 Record = Artifact | Execution | Context
