@@ -174,8 +174,8 @@ def driver_transaction(engine: sa.Engine, url: str, *, write: bool) -> Iterator[
     It follows the engine's rules (on SQLite a write transaction begins IMMEDIATE),
     commits when the block ends, rolls back if it raises, and translates the
     driver's errors as `translated_errors` does. A read (`write=False`) must be a
-    single statement: on SQLite it runs as its own transaction, without a BEGIN,
-    which is a third of the cost of the journal's reads (ten per tuning trial).
+    single statement: on SQLite it runs as its own transaction, one statement where
+    BEGIN, SELECT and COMMIT were three (the journal reads about ten times per trial).
     """
     with translated_errors(url):
         connection = engine.raw_connection()
