@@ -41,7 +41,13 @@ SETTINGS = Settings(
     baseline_budget=3,
     warmup=WarmupConfig(steps=10),
     pretrain=PretrainConfig(rows=10_000, epochs=4, learning_rate=3e-3, real_rows=10_000),
-    fixed={"epochs": 3, "batch_size": 128, "patience": 1, "threads": 1},
+    fixed={
+        "epochs": 3,
+        "batch_size": 128,
+        "patience": 1,
+        "threads": 1,
+        "monitor": "validation_roc_auc",
+    },
     drift_thresholds={"jensen_shannon": 0.2},  # samples of a few thousand differ by chance
 )
 

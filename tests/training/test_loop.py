@@ -10,7 +10,7 @@ from ratchet.data.engines.local import PreparedDataset
 from ratchet.errors import InvalidArgument
 from ratchet.training.contract import ObjectiveFailed, TrainingContext, running
 from ratchet.training.loop import TrainConfig, evaluate, fit, read_split
-from ratchet.training.models import TabularMLP, mlp_spec
+from ratchet.training.models import MLPSpec, TabularMLP, mlp_spec
 from ratchet.training.schedule import LearningRateSchedule
 from ratchet.training.stopping import EarlyStopping, FailureRules
 from ratchet.training.task import detect_task
@@ -67,6 +67,39 @@ def test_early_stopping_stops_and_restores_the_best_weights(dataset: PreparedDat
     assert result.epochs == 3  # best at epoch 1, one patient epoch, stop after the next
     assert result.best_step == result.history[0]["step"]
     assert result.metrics["validation_loss"] == pytest.approx(result.history[0]["validation_loss"])
+
+
+def test_early_stopping_can_keep_the_epoch_with_the_best_validation_roc_auc(
+    dataset: PreparedDataset,
+) -> None:
+    task = detect_task(dataset.train_statistics)
+    stopping = EarlyStopping("validation_roc_auc", "max", patience=10)
+    config = TrainConfig(epochs=4, batch_size=64, learning_rate=0.05)
+    result = fit(model_for(dataset), dataset.folder, task, config=config, stopping=stopping)
+    aucs = [epoch["validation_roc_auc"] for epoch in result.history]
+    assert len(aucs) == 4 and all(0.5 < auc <= 1.0 for auc in aucs)
+    assert result.metrics["validation_roc_auc"] == pytest.approx(max(aucs))
+    assert result.best_step == result.history[aucs.index(max(aucs))]["step"]
+
+
+def test_periodic_numeric_embeddings_are_part_of_the_architecture(
+    dataset: PreparedDataset,
+) -> None:
+    task = detect_task(dataset.train_statistics)
+    plain = mlp_spec(dataset.transform, task, hidden=(16,), numeric_frequencies=0)
+    periodic = mlp_spec(dataset.transform, task, hidden=(16,))
+    assert periodic.numeric_frequencies == 8 and plain.sha256 != periodic.sha256
+    assert MLPSpec.from_dict(periodic.to_dict()) == periodic
+    # A spec saved before the field existed is the plain model, so its weights still load.
+    older = {k: v for k, v in plain.to_dict().items() if k != "numeric_frequencies"}
+    assert MLPSpec.from_dict(older) == plain
+    assert "numeric_embedding.frequencies" not in TabularMLP(plain).state_dict()
+    model = TabularMLP(periodic)
+    assert model.state_dict()["numeric_embedding.frequencies"].shape == (len(plain.numeric), 8)
+    inputs, _ = read_split(dataset.folder / "validation", task, list(periodic.features))
+    assert model(inputs).shape == (len(inputs["a"]), 1)
+    with pytest.raises(InvalidArgument, match="numeric_frequencies"):
+        MLPSpec(numeric=("a",), one_hot=(), embedding=(), numeric_frequencies=-1)
 
 
 def test_a_huge_learning_rate_fails_the_objective(dataset: PreparedDataset) -> None:

@@ -7,7 +7,8 @@ import pytest
 from ratchet.errors import InvalidArgument
 from ratchet.training.contract import ObjectiveFailed
 from ratchet.training.schedule import LearningRateSchedule
-from ratchet.training.stopping import EarlyStopping, FailureRules
+from ratchet.training.stopping import EarlyStopping, FailureRules, monitor_mode
+from ratchet.training.task import BINARY, REGRESSION, Task
 
 
 def test_warmup_ramps_linearly_from_start_lr_to_the_target() -> None:
@@ -78,3 +79,15 @@ def test_failure_rules_nan_divergence_and_missed_objective() -> None:
     reached = FailureRules(objective=0.5, within_steps=100)
     reached.check_objective(0.4, step=50)
     reached.check_objective(0.9, step=150)  # once reached, it stays reached
+
+
+def test_each_monitor_has_its_direction_and_the_tasks_that_give_it() -> None:
+    binary = Task(BINARY, "tip", ("no", "yes"))
+    regression = Task(REGRESSION, "fare", ())
+    assert monitor_mode("validation_loss", regression) == "min"
+    assert monitor_mode("validation_roc_auc", binary) == "max"
+    assert monitor_mode("validation_accuracy", binary) == "max"
+    with pytest.raises(InvalidArgument, match="validation_roc_auc needs a binary label; 'fare'"):
+        monitor_mode("validation_roc_auc", regression)
+    with pytest.raises(InvalidArgument, match="cannot monitor 'validation_f1'"):
+        monitor_mode("validation_f1", binary)

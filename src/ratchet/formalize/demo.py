@@ -48,6 +48,9 @@ def demo_settings(*, max_trials: int = 6, baseline_budget: float = 10.0) -> Sett
         label="tip",
         max_trials=max_trials,
         baseline_budget=baseline_budget,
+        # Tip or no tip is binary: training keeps the epoch that ranks validation best, the
+        # weights a comparison of ROC AUC with the AutoML baseline should judge.
+        fixed={**Settings.fixed_defaults(), "monitor": "validation_roc_auc"},
         # Months of ~2,000 trips differ by chance; a real shift is far beyond this.
         drift_thresholds={"jensen_shannon": 0.2},
     )

@@ -67,9 +67,7 @@ class Settings:
     label: str
     key: str | None = None
     hidden: tuple[int, ...] = (64, 64)  # the architecture (its hash decides re-formalizing)
-    fixed: dict[str, Any] = field(
-        default_factory=lambda: {"epochs": 8, "batch_size": 128, "patience": 2, "threads": 1}
-    )
+    fixed: dict[str, Any] = field(default_factory=lambda: Settings.fixed_defaults())
     space: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SPACE))
     max_trials: int = 6
     parallel_trials: int = 2
@@ -88,6 +86,11 @@ class Settings:
     error_budget: int = 0  # schema anomalies allowed before the pass stops
     drift_thresholds: dict[str, float] = field(default_factory=dict)  # over the defaults
     seed: int = 0
+
+    @staticmethod
+    def fixed_defaults() -> dict[str, Any]:
+        """The trainer's hyperparameters every trial and the full training share."""
+        return {"epochs": 8, "batch_size": 128, "patience": 2, "threads": 1}
 
     @classmethod
     def from_dict(cls, name: str, label: str, values: Mapping[str, Any]) -> Settings:

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
+from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped, unused-ignore]
 from torch import nn
 
 from ratchet.errors import InvalidArgument
@@ -31,7 +32,7 @@ from ratchet.training.contract import report
 from ratchet.training.models import TabularMLP, loss_function, predictions, soft_target_columns
 from ratchet.training.schedule import LearningRateSchedule
 from ratchet.training.stopping import EarlyStopping, FailureRules
-from ratchet.training.task import Task
+from ratchet.training.task import BINARY, Task
 
 Tensors = dict[str, torch.Tensor]
 
@@ -82,7 +83,8 @@ def read_split(folder: Path, task: Task, features: Sequence[str]) -> tuple[Tenso
 def evaluate(
     model: nn.Module, task: Task, inputs: Tensors, labels: torch.Tensor, *, prefix: str
 ) -> dict[str, float]:
-    """Loss and accuracy (classification) or RMSE (regression), in batches."""
+    """Loss and accuracy (classification) or RMSE (regression), in batches; for a binary
+    label also ROC AUC, when the rows hold both classes (early stopping may monitor it)."""
     was_training = model.training
     model.eval()
     rows = len(labels)
@@ -97,6 +99,8 @@ def evaluate(
     predicted = predictions(task, outputs)
     if task.classification:
         metrics[f"{prefix}_accuracy"] = float((predicted.argmax(dim=1) == labels).float().mean())
+        if task.kind == BINARY and 0 < int(labels.sum()) < rows:
+            metrics[f"{prefix}_roc_auc"] = float(roc_auc_score(labels, predicted[:, 1]))
     else:
         metrics[f"{prefix}_rmse"] = float(torch.sqrt(((predicted - labels) ** 2).mean()))
     return metrics

@@ -2,9 +2,10 @@
 
 Owns `MLPSpec` (the architecture as data: inputs per feature group, hidden
 widths, dropout, outputs; its hash identifies the architecture), `TabularMLP`
-(numeric inputs as they are, small vocabularies one-hot, large ones through
-embeddings, then an MLP) and the loss for a task. The spec comes from
-`Transform.groups()`, so a model always matches the dataset it trains on.
+(numeric inputs through learned periodic embeddings, or as they are; small
+vocabularies one-hot, large ones through embeddings; then an MLP) and the loss
+for a task. The spec comes from `Transform.groups()`, so a model always matches
+the dataset it trains on.
 """
 
 from __future__ import annotations
@@ -34,10 +35,15 @@ class MLPSpec:
     hidden: tuple[int, ...] = (64, 64)
     dropout: float = 0.0
     outputs: int = 1
+    # Learned frequencies per numeric feature (`PeriodicEmbedding`); 0 feeds the numbers as
+    # they are. Specs saved before this field existed read as 0, so their weights still load.
+    numeric_frequencies: int = 0
 
     def __post_init__(self) -> None:
         if not (self.numeric or self.one_hot or self.embedding):
             raise InvalidArgument("the model has no input features")
+        if self.numeric_frequencies < 0:
+            raise InvalidArgument("numeric_frequencies must be 0 (off) or more")
         if any(width < 1 for width in self.hidden) or not 0 <= self.dropout < 1:
             raise InvalidArgument("hidden widths must be >= 1 and dropout in [0, 1)")
 
@@ -63,6 +69,7 @@ class MLPSpec:
             hidden=tuple(int(h) for h in data["hidden"]),
             dropout=float(data["dropout"]),
             outputs=int(data["outputs"]),
+            numeric_frequencies=int(data.get("numeric_frequencies", 0)),
         )
 
     @property
@@ -78,6 +85,7 @@ def mlp_spec(
     hidden: Sequence[int] = (64, 64),
     dropout: float = 0.0,
     embedding_dims: Mapping[str, int] | None = None,
+    numeric_frequencies: int = 8,
 ) -> MLPSpec:
     """The MLP for a transform's feature groups; `embedding_dims` overrides the rule of thumb."""
     groups = transform.groups()
@@ -91,7 +99,36 @@ def mlp_spec(
         hidden=tuple(hidden),
         dropout=dropout,
         outputs=task.outputs,
+        numeric_frequencies=numeric_frequencies if groups[NUMERIC] else 0,
     )
+
+
+class PeriodicEmbedding(nn.Module):
+    """Each numeric feature through learned sine and cosine frequencies, then a small
+    linear layer with ReLU: the "PLR" embedding of Gorishniy et al. (2022, "On Embeddings
+    for Numerical Features in Tabular Deep Learning"). An MLP fed a z-score alone draws
+    smooth curves; trees cut sharply (a trip's distance, its hour), and distilling a
+    boosted-tree teacher into the MLP stalled short of the teacher's ranking without this.
+    """
+
+    dim = 8  # each feature's output width
+    sigma = 1.0  # the frequencies' initial spread, in z-score units
+
+    def __init__(self, features: int, frequencies: int) -> None:
+        super().__init__()
+        self.frequencies = nn.Parameter(torch.randn(features, frequencies) * self.sigma)
+        bound = (2 * frequencies) ** -0.5  # nn.Linear's initial range for this fan-in
+        self.weight = nn.Parameter(
+            torch.empty(features, 2 * frequencies, self.dim).uniform_(-bound, bound)
+        )
+        self.bias = nn.Parameter(torch.empty(features, self.dim).uniform_(-bound, bound))
+
+    def forward(self, numbers: torch.Tensor) -> torch.Tensor:
+        """[rows, features] -> [rows, features * dim]."""
+        angles = 2 * torch.pi * self.frequencies[None] * numbers[..., None]
+        waves = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+        out = torch.einsum("rfk,fkd->rfd", waves, self.weight) + self.bias
+        return torch.relu(out).flatten(1)
 
 
 class TabularMLP(nn.Module):
@@ -101,7 +138,13 @@ class TabularMLP(nn.Module):
         self.embeddings = nn.ModuleDict(
             {name: nn.Embedding(vocabulary, dim) for name, vocabulary, dim in spec.embedding}
         )
-        width = len(spec.numeric) + sum(w for _, w in spec.one_hot)
+        self.numeric_embedding = (
+            PeriodicEmbedding(len(spec.numeric), spec.numeric_frequencies)
+            if spec.numeric_frequencies
+            else None
+        )
+        numeric_width = PeriodicEmbedding.dim if self.numeric_embedding else 1
+        width = len(spec.numeric) * numeric_width + sum(w for _, w in spec.one_hot)
         width += sum(d for _, _, d in spec.embedding)
         layers: list[nn.Module] = []
         for hidden in spec.hidden:
@@ -117,7 +160,10 @@ class TabularMLP(nn.Module):
         try:
             parts = []
             if self.spec.numeric:
-                parts.append(torch.stack([batch[n].float() for n in self.spec.numeric], dim=1))
+                numbers = torch.stack([batch[n].float() for n in self.spec.numeric], dim=1)
+                if self.numeric_embedding is not None:
+                    numbers = self.numeric_embedding(numbers)
+                parts.append(numbers)
             for name, width in self.spec.one_hot:
                 parts.append(F.one_hot(batch[name].long(), width).float())
             for name, _, _ in self.spec.embedding:

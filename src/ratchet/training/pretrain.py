@@ -30,8 +30,9 @@ from ratchet.errors import InvalidArgument
 from ratchet.training.hub import Hub, WeightsRef
 from ratchet.training.loop import TrainConfig
 from ratchet.training.models import MLPSpec, soft_target_columns
+from ratchet.training.stopping import EarlyStopping, monitor_mode
 from ratchet.training.synthetic import SyntheticGenerator
-from ratchet.training.task import Task
+from ratchet.training.task import BINARY, Task
 from ratchet.training.warmup import Stage, train_stage
 
 PRETRAIN = "Pretrain"
@@ -80,8 +81,12 @@ def pretrain(
     `labeller_name` names the generator's labeller in the cache key (a teacher model's
     version, or a rule's name): the function itself cannot be hashed.
     """
+    # The epoch that ranks the real validation rows best is kept: the synthetic rows' loss
+    # keeps falling after the student stops getting better on real ones.
+    monitor = "validation_roc_auc" if task.kind == BINARY else "validation_loss"
     parts = {
         "start": start.sha256,
+        "kept": f"best {monitor}",
         "dataset": dataset_version,
         "labeller": labeller_name,
         "config": asdict(config),
@@ -120,6 +125,7 @@ def pretrain(
             initial=start,
             handle=handle,
             record=Stage(PRETRAIN, dataset_version, {"cache_key": key, "labeller": labeller_name}),
+            stopping=EarlyStopping(monitor, monitor_mode(monitor, task), patience=config.epochs),
         )
 
 

@@ -17,6 +17,28 @@ from typing import Any
 
 from ratchet.errors import InvalidArgument
 from ratchet.training.contract import ObjectiveFailed
+from ratchet.training.task import BINARY, MULTICLASS, REGRESSION, Task
+
+#: What early stopping can monitor: each validation metric's direction and the tasks that
+#: have it (`ratchet.training.loop.evaluate` computes them).
+MONITORS = {
+    "validation_loss": ("min", (BINARY, MULTICLASS, REGRESSION)),
+    "validation_accuracy": ("max", (BINARY, MULTICLASS)),
+    "validation_roc_auc": ("max", (BINARY,)),
+    "validation_rmse": ("min", (REGRESSION,)),
+}
+
+
+def monitor_mode(monitor: str, task: Task) -> str:
+    """ "min" or "max" for a monitored metric; a one-line error when `task` has no such metric."""
+    if monitor not in MONITORS:
+        raise InvalidArgument(f"cannot monitor {monitor!r}; choose from {', '.join(MONITORS)}")
+    mode, kinds = MONITORS[monitor]
+    if task.kind not in kinds:
+        raise InvalidArgument(
+            f"{monitor} needs a {' or '.join(kinds)} label; {task.label!r} is {task.kind}"
+        )
+    return mode
 
 
 @dataclass

@@ -39,7 +39,7 @@ from ratchet.training.contract import (
 from ratchet.training.hyperparameters import Param, check_hyperparameters
 from ratchet.training.loop import TrainConfig, evaluate, fit, read_split
 from ratchet.training.models import TabularMLP, mlp_spec
-from ratchet.training.stopping import EarlyStopping, FailureRules
+from ratchet.training.stopping import MONITORS, EarlyStopping, FailureRules, monitor_mode
 from ratchet.training.task import detect_task
 
 SPEC = [
@@ -48,6 +48,8 @@ SPEC = [
     Param("layers", "int", None, 1, 16),
     Param("width", "int", None, 1, 4096),
     Param("embedding_dim", "int", None, 1, 512),  # every embedding's size, over the rule of thumb
+    # Learned sine/cosine frequencies per numeric feature (`PeriodicEmbedding`); 0: as is.
+    Param("numeric_frequencies", "int", 8, 0, 256),
     Param("dropout", "float", 0.0, 0.0, 0.95),
     Param("learning_rate", "float", 1e-3, 1e-7, 10.0),
     Param("weight_decay", "float", 0.0, 0.0, 1.0),
@@ -60,7 +62,9 @@ SPEC = [
     Param("seed", "int", 0, 0, 2**31 - 1),
     Param("patience", "int", 5, 0, 10_000),
     Param("min_delta", "float", 0.0, 0.0, 1e6),
-    Param("monitor", "categorical", "validation_loss", choices=("validation_loss",)),
+    # Monitoring validation ROC AUC (binary labels) keeps the weights that rank best, which
+    # is what a gate on ROC AUC compares; the loss also rewards calibration.
+    Param("monitor", "categorical", "validation_loss", choices=tuple(MONITORS)),
     Param("divergence", "float", 10.0, 1.0, 1e9),
     Param("objective", "float", None),
     Param("within_steps", "int", None, 1, 10**9),
@@ -99,13 +103,17 @@ def train_tabular(**hyperparameters: Any) -> dict[str, float]:
     )
     transform = Transform.from_json((dataset / "transform.json").read_text())
     task = detect_task(statistics)
+    mode = monitor_mode(values["monitor"], task)
     hidden = values["hidden"]
     if values["layers"] is not None or values["width"] is not None:
         hidden = [values["width"] or 64] * (values["layers"] or 2)
     dims = None
     if values["embedding_dim"] is not None:
         dims = {f["name"]: values["embedding_dim"] for f in transform.groups()["embedding"]}
-    spec = mlp_spec(transform, task, hidden=hidden, dropout=values["dropout"], embedding_dims=dims)
+    spec = mlp_spec(
+        transform, task, hidden=hidden, dropout=values["dropout"], embedding_dims=dims,
+        numeric_frequencies=values["numeric_frequencies"],
+    )  # fmt: skip
     if values["threads"] is not None:
         torch.set_num_threads(values["threads"])
     torch.manual_seed(values["seed"])
@@ -126,12 +134,16 @@ def train_tabular(**hyperparameters: Any) -> dict[str, float]:
         report_every=values["report_every"],
     )
     stopping = EarlyStopping(
-        monitor=values["monitor"], patience=values["patience"], min_delta=values["min_delta"]
+        monitor=values["monitor"],
+        mode=mode,
+        patience=values["patience"],
+        min_delta=values["min_delta"],
     )
     failure = FailureRules(
         divergence=values["divergence"],
         objective=values["objective"],
         within_steps=values["within_steps"],
+        mode=mode,
     )
     result = fit(
         model,

@@ -26,6 +26,7 @@ from ratchet.metadata.rows import to_datetime
 from ratchet.training.hub import Hub, WeightsRef
 from ratchet.training.loop import TrainConfig, fit
 from ratchet.training.models import MLPSpec, TabularMLP
+from ratchet.training.stopping import EarlyStopping
 from ratchet.training.task import Task
 
 WARMUP = "Warmup"
@@ -139,14 +140,17 @@ def train_stage(
     initial: WeightsRef | None,
     handle: str,
     record: Stage,
+    stopping: EarlyStopping | None = None,
 ) -> WeightsRef:
-    """Train from `initial` (or a seeded random init), publish as `handle`, record the stage."""
+    """Train from `initial` (or a seeded random init), publish as `handle`, record the stage.
+
+    With `stopping`, the published weights are its best (restored), not the last epoch's."""
     started = time.time()
     torch.manual_seed(config.seed)
     model = TabularMLP(spec)
     if initial is not None:
         model.load_state_dict(hub.load(initial)[0])
-    fit(model, dataset, task, config=config)
+    fit(model, dataset, task, config=config, stopping=stopping)
     ref = hub.publish(
         handle, model.state_dict(), architecture=spec.to_dict(), architecture_sha256=spec.sha256
     )
