@@ -67,3 +67,31 @@ def test_driver_errors_are_translated_and_keep_nothing(engine: sa.Engine, store_
     reading = database.driver_transaction(engine, store_url, write=False)
     with pytest.raises(StoreError, match="nope"), reading as connection:
         missing.fetch_all(connection, {})
+
+
+def test_a_statement_is_compiled_once_for_every_engine_of_a_kind(store_url: str) -> None:
+    MetadataStore(store_url).close()
+    built: list[int] = []
+
+    def build() -> sa.Select[tuple[str]]:
+        built.append(1)
+        return SELECT
+
+    engines = [database.create_engine(store_url) for _ in range(3)]
+    try:
+        statements = []
+        for engine in engines:
+            with engine.connect() as conn:  # the dialect learns the server's version
+                statement = database.driver_statement(("test", store_url), conn.dialect, build)
+                statements.append(statement)
+        assert len(built) == 1 and all(s is statements[0] for s in statements)
+        # Compiled on the first engine, it runs on the third as that engine's own would.
+        with engines[2].begin() as conn:
+            conn.execute(INSERT, [{"kind": 0, "name": "b"}, {"kind": 0, "name": "a"}])
+            expected = [tuple(row) for row in conn.execute(SELECT, {"kind": 0})]
+        with database.driver_transaction(engines[2], store_url, write=False) as connection:
+            assert statements[0].fetch_all(connection, {"kind": 0}) == expected
+        assert [name for (name,) in expected] == ["a", "b"]
+    finally:
+        for engine in engines:
+            engine.dispose()

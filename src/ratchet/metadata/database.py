@@ -9,10 +9,10 @@ Queries live in `store`.
 
 from __future__ import annotations
 
-import functools
 import logging
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -167,6 +167,36 @@ class DriverStatement:
             cursor.close()
 
 
+_COMPILED: dict[tuple[Hashable, type[sa.Dialect], Any], DriverStatement] = {}
+_COMPILING = threading.Lock()
+
+
+def driver_statement(
+    key: Hashable, dialect: sa.Dialect, build: Callable[[], sa.ClauseElement]
+) -> DriverStatement:
+    """`build()`'s statement as a `DriverStatement`, compiled once per kind of database.
+
+    Keyed by `key` with the dialect's class and server version, not the dialect object:
+    every engine of a kind compiles the same text, and a process that opens thousands of
+    engines (a test suite) keeps one entry per statement and kind, not one per engine.
+    """
+    full = (key, type(dialect), dialect.server_version_info)
+    found = _COMPILED.get(full)
+    if found is None:
+        with _COMPILING:
+            found = _COMPILED.get(full) or DriverStatement(build(), dialect)
+            _COMPILED[full] = found
+    return found
+
+
+def numbered_insert(table: sa.Table) -> sa.Insert:
+    """An insert of one row of `table` that the database numbers: every column but `id`
+    is a parameter (a column left out would be bound to None, and PostgreSQL refuses a
+    null id rather than number the row)."""
+    return table.insert().values({c.name: sa.bindparam(c.name) for c in table.columns
+                                  if c.name != "id"})  # fmt: skip
+
+
 @contextmanager
 def driver_transaction(engine: sa.Engine, url: str, *, write: bool) -> Iterator[Any]:
     """A transaction on a pooled driver connection, for `DriverStatement`s.
@@ -207,15 +237,15 @@ def insert_ignoring_duplicates(
 
     Every row gives every column of `table`.
     """
-    _insert_ignoring(conn.dialect, table).execute_many(conn.connection, rows)
-
-
-@functools.cache
-def _insert_ignoring(dialect: sa.Dialect, table: sa.Table) -> DriverStatement:
     # Links (a run to its experiment, a job to its run) are written on every tracked
     # write: compiled once, on the driver's cursor, as a record's own insert is.
+    dialect = conn.dialect
     dialect_insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-    return DriverStatement(dialect_insert(table).on_conflict_do_nothing(), dialect)
+    statement = driver_statement(
+        ("insert-ignoring", table.name), dialect,
+        lambda: dialect_insert(table).on_conflict_do_nothing(),
+    )  # fmt: skip
+    statement.execute_many(conn.connection, rows)
 
 
 def _first_line(error: sa.exc.DBAPIError) -> str:

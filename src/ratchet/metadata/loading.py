@@ -8,7 +8,6 @@ the existence checks writes make first. The queries that pick the ids live in
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -91,7 +90,9 @@ def check_exists(conn: sa.Connection, kind: Kind, ids: Sequence[int | None]) -> 
     wanted = sorted({i for i in ids if i is not None})
     if not wanted:
         return
-    statement = _exists_statement(kind, conn.dialect)
+    statement = database.driver_statement(
+        ("exists", kind), conn.dialect, lambda: _exists_statement(kind)
+    )
     found: set[int] = set()
     for start in range(0, len(wanted), _CHECKED_AT_ONCE):
         chunk = wanted[start : start + _CHECKED_AT_ONCE]
@@ -109,11 +110,10 @@ def check_exists(conn: sa.Connection, kind: Kind, ids: Sequence[int | None]) -> 
 _CHECKED_AT_ONCE = 8
 
 
-@functools.cache
-def _exists_statement(kind: Kind, dialect: sa.Dialect) -> database.DriverStatement:
+def _exists_statement(kind: Kind) -> sa.Select[tuple[int]]:
     table = schema.RECORD_TABLES[kind]
     ids = [sa.bindparam(f"id{k}", type_=sa.Integer) for k in range(_CHECKED_AT_ONCE)]
-    return database.DriverStatement(sa.select(table.c.id).where(table.c.id.in_(ids)), dialect)
+    return sa.select(table.c.id).where(table.c.id.in_(ids))
 
 
 def type_name_of(conn: sa.Connection, kind: Kind, record_id: int) -> str:

@@ -411,7 +411,12 @@ class MetadataStore:
         rows = [block.pack() for block in blocks if len(block)]
         if rows:
             with self._write() as conn:
-                conn.execute(schema.time_series.insert(), rows)
+                # A tuning trial writes its series on every trial: on the driver's cursor.
+                statement = database.driver_statement(
+                    "time-series-insert", conn.dialect,
+                    lambda: database.numbered_insert(schema.time_series),
+                )  # fmt: skip
+                statement.execute_many(conn.connection, rows)
 
     def read_time_series(
         self, context_id: int, *, names: Sequence[str] | None = None

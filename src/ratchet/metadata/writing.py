@@ -8,7 +8,6 @@ decides what goes into each. Reading records back lives in `loading`.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
@@ -103,7 +102,10 @@ def insert_properties(conn: sa.Connection, kind: Kind, record_id: int, encoded: 
         for name, (value_type, int_value, double_value, string_value) in values.items()
     ]
     if property_rows:
-        _property_insert(kind, conn.dialect).execute_many(conn.connection, property_rows)
+        statement = database.driver_statement(
+            ("property-insert", kind), conn.dialect, schema.PROPERTY_TABLES[kind].insert
+        )
+        statement.execute_many(conn.connection, property_rows)
 
 
 def link(
@@ -120,7 +122,10 @@ def _decoded(encoded: Mapping[str, properties.EncodedValue]) -> dict[str, Proper
 
 
 def _insert_id(conn: sa.Connection, kind: Kind, values: Mapping[str, Any]) -> int:
-    found = _record_insert(kind, conn.dialect).fetch_all(conn.connection, values)
+    statement = database.driver_statement(
+        ("record-insert", kind), conn.dialect, lambda: _record_insert(kind)
+    )
+    found = statement.fetch_all(conn.connection, values)
     if not found:
         raise StoreError("the database returned no id for a new row")
     return int(found[0][0])
@@ -131,17 +136,6 @@ def _insert_id(conn: sa.Connection, kind: Kind, values: Mapping[str, Any]) -> in
 # trial writes two records). Compiled once per dialect, they run on the driver's cursor.
 
 
-@functools.cache
-def _record_insert(kind: Kind, dialect: sa.Dialect) -> database.DriverStatement:
+def _record_insert(kind: Kind) -> sa.Insert:
     table = schema.RECORD_TABLES[kind]
-    # Every column but the id, each a parameter (a column left out would be bound to
-    # None, and PostgreSQL refuses a null id rather than number the row).
-    columns: dict[str, Any] = {
-        c.name: sa.bindparam(c.name) for c in table.columns if c.name != "id"
-    }
-    return database.DriverStatement(table.insert().values(columns).returning(table.c.id), dialect)
-
-
-@functools.cache
-def _property_insert(kind: Kind, dialect: sa.Dialect) -> database.DriverStatement:
-    return database.DriverStatement(schema.PROPERTY_TABLES[kind].insert(), dialect)
+    return database.numbered_insert(table).returning(table.c.id)
