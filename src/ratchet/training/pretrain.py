@@ -4,9 +4,9 @@ Owns `pretrain`: it samples raw rows with a `SyntheticGenerator` (marginals and,
 optionally, a copula from the training statistics), labels them with a teacher
 (e.g. the AutoML baseline's predict) or a rule, transforms them with the
 dataset's own transform, trains the warmed weights on them (evaluating on the
-real validation split) and publishes the result to the hub, cached by its
-inputs, with a `Pretrain` execution whose input is the warmup's output: lineage
-reads warmup -> pretrain -> trials.
+real validation split, whose best epoch it keeps) and publishes the result to
+the hub, cached by its inputs, with a `Pretrain` execution whose input is the
+warmup's output: lineage reads warmup -> pretrain -> trials.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Early stopping and failure detection: when training should end, and whether it failed.
 
-Owns `EarlyStopping` (a monitored metric, its mode, patience, `min_delta`, and
+Owns `MONITORS` (what can be monitored, its direction and the tasks that have
+it), `EarlyStopping` (a monitored metric, its mode, patience, `min_delta`, and
 the best weights to restore) and `FailureRules` (NaN or infinite loss,
 divergence past `k` times the best loss, an objective not reached within a
 step budget), which raise `ObjectiveFailed` with the reason and step; the job
