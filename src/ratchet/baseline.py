@@ -31,12 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ratchet.data.split import SPLITS
-from ratchet.data.stats import DatasetStatistics
 from ratchet.data.transform import NUMERIC, Transform
 from ratchet.datasets import DATASET
 from ratchet.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -51,10 +47,10 @@ from ratchet.metadata import Artifact
 from ratchet.registry import BASELINE, ModelVersion, Registry
 from ratchet.training.bundle import MANIFEST, Predictor, load_bundle, write_manifest
 from ratchet.training.classic import feature_matrix, score, train_classic
-from ratchet.training.task import Task, detect_task
+from ratchet.training.prepared import Columns, describe, labelled_rows
+from ratchet.training.task import Task
 
 Array = npt.NDArray[Any]
-Columns = dict[str, Array]
 Split = tuple[Columns, Array]  # transformed feature columns and encoded labels
 
 AUTOML, FLOOR_MAJORITY, FLOOR_LINEAR = "automl", "floor-majority", "floor-linear"
@@ -141,7 +137,7 @@ def run_baseline(
         raise AlreadyExists(f"{output} is not empty; give a new folder for the baseline")
     features = tuple(f.name for f in transform.features)
     widths = {f.name: f.width for f in transform.features if f.group != NUMERIC}
-    splits = {name: _read_split(dataset, name, task, features) for name in SPLITS}
+    splits = {name: labelled_rows(dataset, name, task, features) for name in SPLITS}
     train, validation = splits["train"], splits["validation"]
     if train is None or validation is None:
         raise InvalidArgument(f"{dataset} needs labelled train and validation rows")
@@ -212,18 +208,6 @@ def record_baseline(
             aliases=(BASELINE,) if model.kind == AUTOML else (),
         )
     return [versions[model.kind] for model in result.models]
-
-
-def describe(dataset: Path) -> tuple[Task, Transform]:
-    """The task a prepared dataset folder poses (from its train statistics) and its transform."""
-    try:
-        statistics = json.loads((dataset / "train_statistics.json").read_text())
-        transform = (dataset / "transform.json").read_text()
-    except FileNotFoundError as e:
-        raise NotFound(
-            f"{dataset} is not a prepared dataset folder ({Path(e.filename).name} is missing)"
-        ) from e
-    return detect_task(DatasetStatistics.from_dict(statistics)), Transform.from_json(transform)
 
 
 def check_metric(task: Task, metric: str | None) -> str:
@@ -452,23 +436,6 @@ def _check_classes(task: Task, metric: str, train: Array, validation: Array) -> 
         )
     if metric in ("roc_auc", "pr_auc") and len(np.unique(validation)) < 2:
         raise InvalidArgument(f"{metric} needs two classes in the validation split")
-
-
-def _read_split(dataset: Path, split: str, task: Task, features: tuple[str, ...]) -> Split | None:
-    """Feature columns and encoded labels of one split (None if it has no labelled rows).
-
-    The rows `ratchet.training.classic` reads: every shard, rows without a label dropped.
-    """
-    shards = sorted((dataset / split).glob("*.parquet"))
-    tables = [pq.read_table(path, columns=[*features, task.label]) for path in shards]
-    if not tables:
-        return None
-    table = pa.concat_tables(tables)
-    table = table.filter(pc.is_valid(table.column(task.label)))
-    if table.num_rows == 0:
-        return None
-    labels = table.column(task.label).to_numpy(zero_copy_only=False)
-    return {name: table.column(name).to_numpy() for name in features}, task.encode(labels)
 
 
 def _frame(

@@ -34,18 +34,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ratchet.data.split import SPLITS
-from ratchet.data.stats import DatasetStatistics
 from ratchet.data.transform import NUMERIC, Transform
 from ratchet.errors import InvalidArgument, NotFound, RatchetError
 from ratchet.training import contract
 from ratchet.training.contract import ObjectiveFailed, report
 from ratchet.training.hyperparameters import Param, check_hyperparameters
-from ratchet.training.task import BINARY, MULTICLASS, REGRESSION, Task, detect_task
+from ratchet.training.prepared import describe, labelled_rows
+from ratchet.training.task import BINARY, MULTICLASS, REGRESSION, Task
 
 Matrix = npt.NDArray[np.float32]
 Array = npt.NDArray[Any]
@@ -183,7 +180,7 @@ def train_classic(
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise InvalidArgument(f"threads must be a positive int or None, got {threads!r}")
     dataset, model_dir = Path(dataset), Path(model_dir)
-    task, transform = _describe(dataset)
+    task, transform = describe(dataset)
     if kind == "sklearn-logistic" and not task.classification:
         raise InvalidArgument("sklearn-logistic is for classification; use sklearn-linear")
     if kind == "sklearn-linear" and task.classification:
@@ -293,31 +290,13 @@ def feature_matrix(
     return x
 
 
-def _describe(dataset: Path) -> tuple[Task, Transform]:
-    try:
-        statistics = json.loads((dataset / "train_statistics.json").read_text())
-        transform = (dataset / "transform.json").read_text()
-    except FileNotFoundError as e:
-        raise NotFound(
-            f"{dataset} is not a prepared dataset folder ({Path(e.filename).name} is missing)"
-        ) from e
-    return detect_task(DatasetStatistics.from_dict(statistics)), Transform.from_json(transform)
-
-
 def _read_split(dataset: Path, split: str, model: ClassicModel) -> Split | None:
     """Features and encoded labels of one split (None if it has no labelled rows)."""
-    label = model.task.label
-    shards = sorted((dataset / split).glob("*.parquet"))
-    tables = [pq.read_table(path, columns=[*model.features, label]) for path in shards]
-    table = pa.concat_tables(tables) if tables else None
-    if table is not None:
-        table = table.filter(pc.is_valid(table.column(label)))
-    if table is None or table.num_rows == 0:
+    found = labelled_rows(dataset, split, model.task, model.features)
+    if found is None:
         return None
-    columns = {name: table.column(name).to_numpy() for name in model.features}
-    return feature_matrix(columns, model.features, model.widths), model.task.encode(
-        table.column(label).to_numpy(zero_copy_only=False)
-    )
+    columns, labels = found
+    return feature_matrix(columns, model.features, model.widths), labels
 
 
 class _Rounds:
