@@ -169,6 +169,33 @@ def test_pretraining_follows_warmup_in_lineage(hub: Hub, dataset: PreparedDatase
     assert {e.type for e in graph.executions} == {"Warmup", "Pretrain"}
 
 
+def test_pretraining_keeps_going_when_validation_holds_one_class(
+    hub: Hub, dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    """ROC AUC, which pre-training keeps its best epoch by, needs both classes: with one
+    class in the validation rows it falls back to the loss instead of failing."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    task = detect_task(dataset.train_statistics)
+    folder = tmp_path / "one-class"
+    shutil.copytree(dataset.folder, folder)
+    for shard in (folder / "validation").glob("*.parquet"):
+        table = pq.read_table(shard)
+        pq.write_table(table.filter(pa.compute.equal(table["churned"], 0)), shard)
+    spec = spec_of(dataset)
+    generator = SyntheticGenerator.from_statistics(
+        dataset.train_statistics, labeller=lambda rows: np.zeros(rows.num_rows, np.int64)
+    )
+    ref = pretrain(hub, spec, folder, task, start=untrained(hub, spec), generator=generator,
+                   labeller_name="zero", dataset_version=VERSION,
+                   config=PretrainConfig(rows=500, epochs=2, batch_size=128))  # fmt: skip
+    assert hub.load(ref)[0].keys() == TabularMLP(spec).state_dict().keys()
+    graph = hub.store.lineage(artifact_id=ref.artifact_id, direction="upstream", depth=1)
+    assert [e.type for e in graph.executions] == ["Pretrain"]
+
+
 def test_soft_targets_carry_the_teachers_probabilities(hub: Hub, dataset: PreparedDataset) -> None:
     """A student distilled on the teacher's probabilities ranks rows as the teacher does,
     and far better than one taught the teacher's argmax on the same rows."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ratchet.data.export import write_shards
@@ -81,9 +82,7 @@ def pretrain(
     `labeller_name` names the generator's labeller in the cache key (a teacher model's
     version, or a rule's name): the function itself cannot be hashed.
     """
-    # The epoch that ranks the real validation rows best is kept: the synthetic rows' loss
-    # keeps falling after the student stops getting better on real ones.
-    monitor = "validation_roc_auc" if task.kind == BINARY else "validation_loss"
+    monitor = _kept_by(dataset, task)
     parts = {
         "start": start.sha256,
         "kept": f"best {monitor}",
@@ -127,6 +126,17 @@ def pretrain(
             record=Stage(PRETRAIN, dataset_version, {"cache_key": key, "labeller": labeller_name}),
             stopping=EarlyStopping(monitor, monitor_mode(monitor, task), patience=config.epochs),
         )
+
+
+def _kept_by(dataset: Path, task: Task) -> str:
+    """What the kept epoch is the best by: the synthetic rows' loss keeps falling after the
+    student stops getting better on real ones, so a validation metric. ROC AUC for a binary
+    label whose validation rows hold both classes (fewer cannot define it), else the loss."""
+    if task.kind == BINARY:
+        labels = pq.read_table(dataset / "validation", columns=[task.label])[task.label]
+        if pc.count_distinct(labels.drop_null()).as_py() == 2:
+            return "validation_roc_auc"
+    return "validation_loss"
 
 
 def _distilled(
